@@ -1,0 +1,39 @@
+# The README's two commands: `make demo` (the main job, offline, on the built-in music set) and `make test`.
+# Both create .venv and install what is missing first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.audiocap-installed
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test bench ffmpeg install
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing FFmpeg (apt-get) for audio decoding..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else \
+	    echo "FFmpeg is missing: audiocap decodes audio through torchcodec, which needs it."; \
+	    echo "Install it with your package manager, e.g. 'sudo apt-get install ffmpeg' or 'conda install ffmpeg'."; \
+	    exit 1; \
+	  fi; }
+
+demo: $(STAMP) ffmpeg
+	$(PY) -m modeling_audiocap.demo --output_dir runs/demo
+
+test: $(STAMP) ffmpeg
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP) ffmpeg
+	$(PY) -m bench.run_all

