@@ -1,0 +1,106 @@
+"""Configurations of audiocap's models: an audio encoder's own config carried as a sub-config, plus the head's."""
+
+from typing import Any
+
+from transformers import AutoConfig, PretrainedConfig, T5Config
+
+from .configuration_mert import MERTConfig
+
+# Encoder configs defined in this package. They are resolved here rather than through AutoConfig so that a saved
+# model also rebuilds through `trust_remote_code=True` in a process where this package is not installed.
+LOCAL_ENCODER_CONFIGS: dict[str, type[PretrainedConfig]] = {MERTConfig.model_type: MERTConfig}
+
+# How the CLAP audio tower is read: its hidden states are a Swin pyramid, not a uniform stack of layers.
+CLAP_OUTPUTS = ("projected", "last_hidden_state")
+POOLINGS = ("mean", "attention")
+CONNECTORS = ("t5_encoder", "cross_attention")
+
+
+def encoder_config_from(value: PretrainedConfig | dict[str, Any]) -> PretrainedConfig:
+    """Return the encoder config for a config object or its `to_dict()` form (as stored in config.json)."""
+    if isinstance(value, PretrainedConfig):
+        return value
+    if not isinstance(value, dict) or "model_type" not in value:
+        raise ValueError(f"encoder config must be a PretrainedConfig or a dict with 'model_type', got {value!r}")
+    kwargs = dict(value)
+    model_type = kwargs.pop("model_type")
+    if model_type in LOCAL_ENCODER_CONFIGS:
+        return LOCAL_ENCODER_CONFIGS[model_type](**kwargs)
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
+class AudioGenreConfig(PretrainedConfig):
+    r"""
+    Config of [`AudioEncoderForGenreClassification`]: encoder -> layer weighting -> pooling -> MLP head.
+
+    Args:
+        encoder (`PretrainedConfig` or `dict`): the audio encoder's own config (wav2vec2, hubert, mert, whisper,
+            audio-spectrogram-transformer, clap_audio_model, ...).
+        use_layer_weighting (`bool`): learn a weighting of all hidden-state layers; otherwise use the last one.
+        pooling (`str`): `"mean"` (masked mean over valid frames) or `"attention"` (learned attention pooling).
+        head_hidden_size (`int`): width of the head's hidden layer (512 in the reference head).
+        head_dropout (`float`): dropout before the head's output layer.
+        window_seconds (`float`, optional): waveform inputs longer than this are cut into windows and the logits
+            are averaged over windows; `None` sends the input whole.
+        sampling_rate (`int`): the encoder's sampling rate (from its feature extractor).
+        clap_output (`str`): for CLAP encoders, `"projected"` (the projected audio embedding as a one-step
+            sequence) or `"last_hidden_state"` (the last Swin stage, averaged over frequency, as frames).
+    """
+
+    model_type = "audiocap_genre"
+
+    encoder: PretrainedConfig | dict | None = None
+    use_layer_weighting: bool = True
+    pooling: str = "mean"
+    head_hidden_size: int = 512
+    head_dropout: float | int = 0.2
+    window_seconds: float | int | None = None
+    sampling_rate: int = 16000
+    clap_output: str = "projected"
+
+    def __post_init__(self, **kwargs):
+        self.encoder = encoder_config_from(self.encoder if self.encoder is not None else {"model_type": "wav2vec2"})
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.clap_output not in CLAP_OUTPUTS:
+            raise ValueError(f"clap_output must be one of {CLAP_OUTPUTS}, got {self.clap_output!r}")
+        super().__post_init__(**kwargs)
+
+
+class AudioCaptionConfig(PretrainedConfig):
+    r"""
+    Config of [`AudioEncoderT5ForCaptioning`]: encoder -> layer weighting -> time reduction -> Linear -> T5.
+
+    Args:
+        encoder (`PretrainedConfig` or `dict`): the audio encoder's own config.
+        text_config (`T5Config` or `dict`): the T5 model's config.
+        connector (`str`): `"t5_encoder"` feeds the projected audio frames through T5's encoder (the reference
+            model); `"cross_attention"` hands them straight to the decoder's cross-attention.
+        time_reduction_stride (`int`): frames are averaged in non-overlapping groups of this many.
+        use_layer_weighting (`bool`), sampling_rate (`int`), window_seconds (`float`, optional),
+        clap_output (`str`): as in [`AudioGenreConfig`].
+    """
+
+    model_type = "audiocap_caption"
+
+    encoder: PretrainedConfig | dict | None = None
+    text_config: PretrainedConfig | dict | None = None
+    connector: str = "t5_encoder"
+    time_reduction_stride: int = 4
+    use_layer_weighting: bool = True
+    sampling_rate: int = 16000
+    window_seconds: float | int | None = None
+    clap_output: str = "projected"
+    is_encoder_decoder: bool = True
+
+    def __post_init__(self, **kwargs):
+        self.encoder = encoder_config_from(self.encoder if self.encoder is not None else {"model_type": "wav2vec2"})
+        text = self.text_config if self.text_config is not None else {}
+        self.text_config = text if isinstance(text, PretrainedConfig) else T5Config(**text)
+        if self.connector not in CONNECTORS:
+            raise ValueError(f"connector must be one of {CONNECTORS}, got {self.connector!r}")
+        if self.time_reduction_stride < 1:
+            raise ValueError(f"time_reduction_stride must be >= 1, got {self.time_reduction_stride}")
+        if self.clap_output not in CLAP_OUTPUTS:
+            raise ValueError(f"clap_output must be one of {CLAP_OUTPUTS}, got {self.clap_output!r}")
+        super().__post_init__(**kwargs)

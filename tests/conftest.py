@@ -1,0 +1,83 @@
+"""Tiny encoder configs built in code, shared test audio, and an offline Hub."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+from transformers import ASTConfig, ClapAudioConfig, HubertConfig, T5Config, Wav2Vec2Config, WhisperConfig
+
+from modeling_audiocap import MERTConfig
+
+WAVEFORM_KWARGS = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    conv_dim=(16, 16, 16),
+    conv_stride=(5, 4, 4),
+    conv_kernel=(10, 4, 4),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+    vocab_size=16,
+)
+
+
+def tiny_encoder_config(family: str):
+    """A tiny, randomly initialisable config of each supported encoder family."""
+    if family == "wav2vec2":
+        return Wav2Vec2Config(**WAVEFORM_KWARGS)
+    if family == "wav2vec2-layernorm":
+        return Wav2Vec2Config(**WAVEFORM_KWARGS, feat_extract_norm="layer", do_stable_layer_norm=True)
+    if family == "hubert":
+        return HubertConfig(**WAVEFORM_KWARGS)
+    if family == "mert":
+        return MERTConfig(**WAVEFORM_KWARGS)
+    if family == "whisper":
+        return WhisperConfig(
+            d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64, decoder_layers=1,
+            decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80, vocab_size=51865,
+        )
+    if family == "ast":
+        return ASTConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_length=128,
+            num_mel_bins=32,
+        )
+    if family == "clap":
+        return ClapAudioConfig(
+            depths=[1, 1], num_attention_heads=[2, 2], hidden_size=64, projection_dim=16,
+            patch_embeds_hidden_size=32, num_mel_bins=64, spec_size=256, patch_size=4, window_size=8,
+        )
+    raise ValueError(family)
+
+
+ENCODER_FAMILIES = ("wav2vec2", "hubert", "mert", "whisper", "ast", "clap")
+
+
+def tiny_t5_config(vocab_size: int = 64) -> T5Config:
+    return T5Config(
+        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    )
+
+
+def tone(seconds: float, rate: int, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    """A sine with a little noise, float32 mono."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def featurize(feature_extractor, audios: list[np.ndarray]) -> dict:
+    """Run an encoder's own feature extractor on a list of mono clips at its rate."""
+    kwargs = {"padding": True} if hasattr(feature_extractor, "do_normalize") else {}
+    out = feature_extractor(audios, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt", **kwargs)
+    return dict(out)

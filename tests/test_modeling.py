@@ -1,0 +1,131 @@
+"""Genre classifier and captioner on every encoder family: shapes, training steps, save/load round trips."""
+
+import pytest
+import torch
+from conftest import ENCODER_FAMILIES, featurize, tiny_encoder_config, tiny_t5_config, tone
+
+from modeling_audiocap import (
+    AudioCaptionConfig,
+    AudioEncoderForGenreClassification,
+    AudioEncoderT5ForCaptioning,
+    AudioGenreConfig,
+    resolve_encoder,
+)
+
+LABELS = {0: "rock", 1: "jazz", 2: "ambient"}
+
+
+def genre_model(family: str, **kwargs) -> tuple[AudioEncoderForGenreClassification, object]:
+    resolved = resolve_encoder(tiny_encoder_config(family))
+    config = AudioGenreConfig(
+        encoder=resolved.config, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+        sampling_rate=resolved.sampling_rate, **kwargs,
+    )
+    return AudioEncoderForGenreClassification(config).eval(), resolved
+
+
+def batch_for(resolved, seconds: float = 1.0, n: int = 2) -> dict:
+    audios = [tone(seconds, resolved.sampling_rate, 220.0 * (i + 1), seed=i) for i in range(n)]
+    return featurize(resolved.feature_extractor, audios)
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], msg=f"{key} differs after loading")
+
+
+@pytest.mark.parametrize("family", ENCODER_FAMILIES)
+def test_genre_model_trains_and_round_trips(family, tmp_path):
+    model, resolved = genre_model(family)
+    batch = batch_for(resolved)
+    model.train()
+    out = model(**batch, labels=torch.tensor([0, 2]))
+    assert out.logits.shape == (2, 3)
+    assert out.embeddings.shape == (2, resolved.hidden_size)
+    out.loss.backward()
+    assert model.head[0].weight.grad is not None and model.layer_weighting.weight.grad is not None
+    model.eval()
+    with torch.no_grad():
+        expected = model(**batch).logits
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not (tmp_path / "pytorch_model.bin").exists()
+    loaded = AudioEncoderForGenreClassification.from_pretrained(tmp_path).eval()
+    assert_same_state(model, loaded)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, expected)
+    assert loaded.config.id2label == LABELS
+
+
+def test_genre_model_attention_pooling_and_last_layer_only():
+    model, resolved = genre_model("wav2vec2", pooling="attention", use_layer_weighting=False)
+    assert model.layer_weighting is None
+    out = model(**batch_for(resolved))
+    assert out.logits.shape == (2, 3)
+
+
+def test_long_inputs_average_logits_over_windows():
+    model, resolved = genre_model("wav2vec2", window_seconds=0.5)
+    audio = torch.from_numpy(tone(1.25, 16000))[None]
+    window = 8000
+    with torch.no_grad():
+        logits = model(input_values=audio).logits
+        starts = [0, 8000, 12000]  # the last window is aligned to the end
+        per_window = [model(input_values=audio[:, s : s + window]).logits for s in starts]
+    torch.testing.assert_close(logits, torch.stack(per_window).mean(0))
+
+
+def test_cached_layer_embeddings_give_the_same_logits_as_the_encoder():
+    model, resolved = genre_model("hubert")
+    batch = batch_for(resolved)
+    with torch.no_grad():
+        hidden, mask = model.layer_hidden_states(batch["input_values"], batch.get("attention_mask"))
+        from modeling_audiocap import mean_pool
+
+        cached = mean_pool(hidden, mask)  # (B, L, D)
+        torch.testing.assert_close(model(layer_embeddings=cached).logits, model(**batch).logits)
+
+
+def test_from_encoder_pretrained_loads_the_encoder_weights(tmp_path):
+    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
+    resolved.model.save_pretrained(tmp_path)
+    resolved.feature_extractor.save_pretrained(tmp_path)
+    model = AudioEncoderForGenreClassification.from_encoder_pretrained(str(tmp_path), id2label=LABELS, head_hidden_size=16)
+    assert_same_state(resolved.model, model.encoder)
+    assert model.config.head_hidden_size == 16 and model.config.sampling_rate == 16000
+    assert model.config.label2id == {"rock": 0, "jazz": 1, "ambient": 2}
+
+
+def test_unsupported_encoder_is_a_clear_error():
+    from transformers import BertConfig
+
+    with pytest.raises(ValueError, match="Unsupported audio encoder model_type 'bert'"):
+        resolve_encoder(BertConfig())
+
+
+def caption_model(family: str, **kwargs):
+    resolved = resolve_encoder(tiny_encoder_config(family))
+    config = AudioCaptionConfig(
+        encoder=resolved.config, text_config=tiny_t5_config(), sampling_rate=resolved.sampling_rate, **kwargs
+    )
+    return AudioEncoderT5ForCaptioning(config).eval(), resolved
+
+
+@pytest.mark.parametrize("family,connector", [("wav2vec2", "t5_encoder"), ("mert", "cross_attention"), ("whisper", "t5_encoder"), ("clap", "cross_attention")])
+def test_captioner_trains_generates_and_round_trips(family, connector, tmp_path):
+    model, resolved = caption_model(family, connector=connector, time_reduction_stride=2)
+    batch = batch_for(resolved)
+    labels = torch.tensor([[5, 6, 7, 1], [8, 9, 1, -100]])
+    model.train()
+    out = model(**batch, labels=labels)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.projection.weight.grad is not None
+    model.eval()
+    generated = model.generate(**batch, max_new_tokens=5, num_beams=2, do_sample=False)
+    assert generated.shape[0] == 2 and generated.shape[1] <= 6
+    model.save_pretrained(tmp_path)
+    loaded = AudioEncoderT5ForCaptioning.from_pretrained(tmp_path).eval()
+    assert_same_state(model, loaded)
+    torch.testing.assert_close(loaded.generate(**batch, max_new_tokens=5, num_beams=2, do_sample=False), generated)
