@@ -1,0 +1,1 @@
+"""Training helpers shared by train_genre.py and train_caption.py."""
