@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["modeling_audiocap", "modeling_audiocap.*"]),
-    package_data={"modeling_audiocap": ["metrics/*/*.py"]},
+    package_data={"modeling_audiocap": ["metrics/*/*.py", "model_cards/*.md"]},
     install_requires=[
         # torchaudio and torchcodec are built against one torch release each: torchaudio 2.11 and torchcodec 0.11
         # load only beside torch 2.11 (a newer torch fails to load torchaudio's C++ ops), so the trio is pinned.

@@ -1,0 +1,75 @@
+"""Plots and embedding statistics for results people would rather see than read."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+
+
+def mean_pairwise_cosine(embeddings: np.ndarray) -> float:
+    """Average cosine similarity over all distinct pairs of rows (1.0 = all embeddings point the same way)."""
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(min=1e-12)
+    sims = unit @ unit.T
+    n = len(unit)
+    return float((sims.sum() - np.trace(sims)) / max(n * (n - 1), 1))
+
+
+def plot_confusion_matrix(matrix: list[list[int]], label_names: list[str], path: Path, title: str) -> Path:
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(label_names), 0.8 + 0.6 * len(label_names)))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(label_names)), label_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_pca(panels: dict[str, np.ndarray], labels: np.ndarray, label_names: list[str], path: Path) -> Path:
+    """Side-by-side 2-D PCA scatter plots of embeddings (e.g. before and after training), coloured by class."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (title, embeddings) in zip(axes[0], panels.items()):
+        points = PCA(n_components=2).fit_transform(embeddings)
+        for k, name in enumerate(label_names):
+            chosen = labels == k
+            ax.scatter(points[chosen, 0], points[chosen, 1], s=12, color=cmap(k % 10), label=name)
+        ax.set_title(f"{title} (mean cosine {mean_pairwise_cosine(embeddings):.3f})")
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    axes[0][-1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(log_history: list[dict], path: Path) -> Path:
+    """Training loss, validation loss and validation accuracy per epoch from `Trainer.state.log_history`."""
+    train = [(e["epoch"], e["loss"]) for e in log_history if "loss" in e and "epoch" in e]
+    evals = [e for e in log_history if "eval_loss" in e]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    if train:
+        left.plot(*zip(*train), label="train loss")
+    if evals:
+        left.plot([e["epoch"] for e in evals], [e["eval_loss"] for e in evals], marker="o", label="validation loss")
+        if "eval_accuracy" in evals[0]:
+            right.plot([e["epoch"] for e in evals], [e["eval_accuracy"] for e in evals], marker="o")
+    left.set_xlabel("epoch")
+    left.legend()
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,72 @@
+"""Argument dataclasses shared by the training scripts, and parsing from a YAML file plus command-line overrides."""
+
+import sys
+from dataclasses import dataclass, field
+
+import yaml
+from transformers import HfArgumentParser
+
+
+@dataclass
+class EncoderArguments:
+    """Which encoder, and how it trains."""
+
+    encoder_name_or_path: str = field(
+        default="m-a-p/MERT-v1-95M",
+        metadata={"help": "Hub id, local dir, or a short audiocap name (audiocap/melcnn, audiocap/samplecnn, ...)."},
+    )
+    encoder_mode: str = field(default="frozen", metadata={"help": "frozen | unfrozen | lora"})
+    encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "Learning rate of the encoder (unfrozen / lora); defaults to --learning_rate."}
+    )
+    freeze_feature_encoder: bool = field(
+        default=False, metadata={"help": "Unfrozen mode: keep the convolutional feature encoder fixed."}
+    )
+    use_layer_weighting: bool = field(default=True, metadata={"help": "Learn a weighting of all encoder layers."})
+    clap_output: str = field(default="projected", metadata={"help": "CLAP encoders: projected | last_hidden_state"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+
+    def __post_init__(self):
+        if self.encoder_mode not in ("frozen", "unfrozen", "lora"):
+            raise ValueError(f"--encoder_mode must be frozen, unfrozen or lora, got {self.encoder_mode!r}")
+
+
+@dataclass
+class AudioDataArguments:
+    """Where the audio comes from and how it is cut."""
+
+    dataset_name: str = field(
+        default="builtin", metadata={"help": "Hub id, local folder, or 'builtin' (the built-in music set)."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    audio_column_name: str = field(default="audio", metadata={"help": "Column holding the audio."})
+    split_protocol: str = field(default="predefined", metadata={"help": "predefined | random | filtered (GTZAN)."})
+    max_length_seconds: float = field(default=10.0, metadata={"help": "Window length for training and inference."})
+    builtin_dir: str = field(default="runs/data/music-set", metadata={"help": "Where the built-in set is written."})
+    builtin_clips_per_genre: int = field(default=40, metadata={"help": "Built-in set: clips per genre."})
+    builtin_seconds: float = field(default=4.0, metadata={"help": "Built-in set: clip length."})
+    embedding_cache_dir: str = field(
+        default="runs/cache/embeddings", metadata={"help": "Frozen mode: where layer-wise embeddings are cached."}
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
+
+
+def parse_with_config(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
+    """Parse dataclasses from `--config run.yaml` (optional) and the command line; the command line wins."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_args: list[str] = []
+    if "--config" in argv:
+        at = argv.index("--config")
+        path = argv[at + 1]
+        del argv[at : at + 2]
+        with open(path, encoding="utf-8") as f:
+            values = yaml.safe_load(f) or {}
+        for key, value in values.items():
+            if isinstance(value, list):
+                config_args += [f"--{key}", *map(str, value)]
+            else:
+                config_args += [f"--{key}", str(value)]
+    parser = HfArgumentParser(dataclass_types)
+    return parser.parse_args_into_dataclasses(args=config_args + argv, look_for_args_file=False)
