@@ -30,7 +30,8 @@ ffmpeg:
 	  fi; }
 
 demo: $(STAMP) ffmpeg
-	$(PY) -m modeling_audiocap.demo --output_dir runs/demo
+	$(PY) train_genre.py --config configs/demo.yaml
+	$(PY) -m modeling_audiocap.demo --model_dir runs/demo-genre --data_dir runs/data/music-set
 
 test: $(STAMP) ffmpeg
 	$(PY) -m pytest -q tests

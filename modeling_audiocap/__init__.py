@@ -9,10 +9,19 @@ from transformers import (
     AutoModel,
     AutoModelForAudioClassification,
     AutoModelForSpeechSeq2Seq,
+    AutoProcessor,
 )
 
+from .audio import AudioDecodingError, cut_windows, load_audio, peak_normalize, window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .configuration_mert import MERTConfig
+from .configuration_scratch import (
+    CLDNNConfig,
+    MelCNNConfig,
+    SampleCNNConfig,
+    SoundNetConfig,
+    SpecLSTMConfig,
+)
 from .encoders import ResolvedEncoder, resolve_encoder
 from .modeling_audiocap import (
     AudioEncoderForGenreClassification,
@@ -21,6 +30,15 @@ from .modeling_audiocap import (
     mean_pool,
 )
 from .modeling_mert import MERTModel, load_mert_pretrained
+from .modeling_scratch import (
+    SCRATCH_MODEL_CLASSES,
+    CLDNNModel,
+    MelCNNModel,
+    SampleCNNModel,
+    SoundNetModel,
+    SpecLSTMModel,
+)
+from .processing_audiocap import AudioCapProcessor, average_windows
 
 __version__ = "0.1.0"
 
@@ -28,6 +46,13 @@ __version__ = "0.1.0"
 def _register() -> None:
     AutoConfig.register(MERTConfig.model_type, MERTConfig, exist_ok=True)
     AutoModel.register(MERTConfig, MERTModel, exist_ok=True)
+    # From-scratch encoders: AutoModel.from_pretrained(dir) loads a saved one; a saved one also carries its code
+    # (configuration_scratch.py, modeling_scratch.py) for trust_remote_code loading.
+    for model_class in SCRATCH_MODEL_CLASSES.values():
+        AutoConfig.register(model_class.config_class.model_type, model_class.config_class, exist_ok=True)
+        AutoModel.register(model_class.config_class, model_class, exist_ok=True)
+        model_class.config_class.register_for_auto_class()
+        model_class.register_for_auto_class("AutoModel")
     AutoConfig.register(AudioGenreConfig.model_type, AudioGenreConfig, exist_ok=True)
     AutoConfig.register(AudioCaptionConfig.model_type, AudioCaptionConfig, exist_ok=True)
     AutoModelForAudioClassification.register(AudioGenreConfig, AudioEncoderForGenreClassification, exist_ok=True)
@@ -37,20 +62,42 @@ def _register() -> None:
     AudioCaptionConfig.register_for_auto_class()
     AudioEncoderForGenreClassification.register_for_auto_class("AutoModelForAudioClassification")
     AudioEncoderT5ForCaptioning.register_for_auto_class("AutoModelForSpeechSeq2Seq")
+    # AutoProcessor finds the processor of a saved model (by processor_class, or by the model's config), and a saved
+    # processor carries its code (processing_audiocap.py, audio.py) for trust_remote_code loading.
+    AutoProcessor.register(AudioGenreConfig, AudioCapProcessor, exist_ok=True)
+    AutoProcessor.register(AudioCaptionConfig, AudioCapProcessor, exist_ok=True)
+    AudioCapProcessor.register_for_auto_class()
 
 
 _register()
 
 __all__ = [
+    "AudioCapProcessor",
     "AudioCaptionConfig",
+    "AudioDecodingError",
     "AudioEncoderForGenreClassification",
     "AudioEncoderT5ForCaptioning",
     "AudioGenreConfig",
+    "CLDNNConfig",
+    "CLDNNModel",
     "LayerWeighting",
     "MERTConfig",
     "MERTModel",
+    "MelCNNConfig",
+    "MelCNNModel",
     "ResolvedEncoder",
+    "SampleCNNConfig",
+    "SampleCNNModel",
+    "SoundNetConfig",
+    "SoundNetModel",
+    "SpecLSTMConfig",
+    "SpecLSTMModel",
+    "average_windows",
+    "cut_windows",
+    "load_audio",
     "load_mert_pretrained",
     "mean_pool",
+    "peak_normalize",
     "resolve_encoder",
+    "window_starts",
 ]

@@ -5,10 +5,11 @@ from typing import Any
 from transformers import AutoConfig, PretrainedConfig, T5Config
 
 from .configuration_mert import MERTConfig
+from .configuration_scratch import SCRATCH_CONFIG_CLASSES
 
 # Encoder configs defined in this package. They are resolved here rather than through AutoConfig so that a saved
 # model also rebuilds through `trust_remote_code=True` in a process where this package is not installed.
-LOCAL_ENCODER_CONFIGS: dict[str, type[PretrainedConfig]] = {MERTConfig.model_type: MERTConfig}
+LOCAL_ENCODER_CONFIGS: dict[str, type[PretrainedConfig]] = {MERTConfig.model_type: MERTConfig, **SCRATCH_CONFIG_CLASSES}
 
 # How the CLAP audio tower is read: its hidden states are a Swin pyramid, not a uniform stack of layers.
 CLAP_OUTPUTS = ("projected", "last_hidden_state")
@@ -35,7 +36,7 @@ class AudioGenreConfig(PretrainedConfig):
 
     Args:
         encoder (`PretrainedConfig` or `dict`): the audio encoder's own config (wav2vec2, hubert, mert, whisper,
-            audio-spectrogram-transformer, clap_audio_model, ...).
+            audio-spectrogram-transformer, clap_audio_model, audiocap's from-scratch encoders, ...).
         use_layer_weighting (`bool`): learn a weighting of all hidden-state layers; otherwise use the last one.
         pooling (`str`): `"mean"` (masked mean over valid frames) or `"attention"` (learned attention pooling).
         head_hidden_size (`int`): width of the head's hidden layer (512 in the reference head).

@@ -4,10 +4,16 @@
 and `resolve_encoder(Wav2Vec2Config(...))` all return a `ResolvedEncoder`. Hub ids and local directories go
 through the same code. MERT checkpoints load natively (never through their remote code); CLAP and Whisper
 checkpoints give their audio tower / encoder only.
+
+Short names build one of audiocap's from-scratch encoders, randomly initialised, with its default (small) config
+or with `config_overrides`: `resolve_encoder("audiocap/samplecnn")`, `resolve_encoder("audiocap/melcnn",
+config_overrides={"stage_channels": [64, 128, 256, 512], "hidden_size": 512})` (see `SCRATCH_ENCODER_NAMES`). A
+directory where a trained one was saved (`model.save_pretrained(dir)`) loads like any other checkpoint.
 """
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from huggingface_hub import hf_hub_download
@@ -25,10 +31,28 @@ from transformers import (
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.models.clap.modeling_clap import ClapAudioModelWithProjection
 
+from .configuration_scratch import (
+    CLDNNConfig,
+    MelCNNConfig,
+    SampleCNNConfig,
+    SoundNetConfig,
+    SpecLSTMConfig,
+)
 from .modeling_encoders import build_encoder, check_supported, keep_every_layer, layer_width, num_layers
 from .modeling_mert import load_mert_pretrained, mert_feature_extractor
+from .modeling_scratch import SCRATCH_MODEL_CLASSES
 
 MERT_MODEL_TYPES = ("mert_model", "mert")
+
+# Short names of audiocap's from-scratch encoders -> their config factory (keyword overrides of the defaults).
+SCRATCH_ENCODER_NAMES: dict[str, Callable[..., PretrainedConfig]] = {
+    "audiocap/samplecnn": SampleCNNConfig,
+    "audiocap/melcnn": MelCNNConfig,
+    "audiocap/cldnn": CLDNNConfig,
+    "audiocap/soundnet": SoundNetConfig,
+    "audiocap/soundnet-lstm": lambda **overrides: SoundNetConfig(**{"lstm_layers": 2, **overrides}),
+    "audiocap/speclstm": SpecLSTMConfig,
+}
 
 
 @dataclass
@@ -67,14 +91,29 @@ def default_feature_extractor(config: PretrainedConfig) -> FeatureExtractionMixi
     if model_type == "clap_audio_model":
         # Deterministic for clips up to 10 s ("rand_trunc" only crops longer ones; audiocap windows first).
         return ClapFeatureExtractor(feature_size=config.num_mel_bins, truncation="rand_trunc")
+    if model_type in SCRATCH_MODEL_CLASSES:
+        return scratch_feature_extractor(config)
     # wav2vec2-style: group-norm models are trained without an attention mask, layer-norm models with one.
     return Wav2Vec2FeatureExtractor(
         sampling_rate=16000, do_normalize=True, return_attention_mask=config.feat_extract_norm == "layer"
     )
 
 
+def scratch_feature_extractor(config: PretrainedConfig) -> Wav2Vec2FeatureExtractor:
+    """The trivial feature extractor of a from-scratch encoder: raw samples at its rate (no normalisation; its front
+    end is inside the model), zero right-padding and an attention mask."""
+    return Wav2Vec2FeatureExtractor(sampling_rate=config.sampling_rate, do_normalize=False, return_attention_mask=True)
+
+
 def _load_pretrained(name_or_path: str, config_dict: dict, **hub_kwargs) -> tuple[PreTrainedModel, FeatureExtractionMixin]:
     model_type = config_dict.get("model_type")
+    if model_type in SCRATCH_MODEL_CLASSES:
+        model = SCRATCH_MODEL_CLASSES[model_type].from_pretrained(name_or_path, **hub_kwargs)
+        try:
+            feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(name_or_path, **hub_kwargs)
+        except OSError:  # saved without its feature extractor
+            feature_extractor = scratch_feature_extractor(model.config)
+        return model, feature_extractor
     if model_type in MERT_MODEL_TYPES:
         model = load_mert_pretrained(name_or_path, **hub_kwargs)
         try:
@@ -93,9 +132,23 @@ def _load_pretrained(name_or_path: str, config_dict: dict, **hub_kwargs) -> tupl
 
 
 def resolve_encoder(
-    name_or_path: str | PretrainedConfig, clap_output: str = "projected", **hub_kwargs
+    name_or_path: str | PretrainedConfig,
+    clap_output: str = "projected",
+    config_overrides: dict | None = None,
+    **hub_kwargs,
 ) -> ResolvedEncoder:
-    """Resolve a Hub id, a local directory or a config (random weights) to a `ResolvedEncoder`."""
+    """Resolve a Hub id, a local directory, a config (random weights) or a short name of a from-scratch encoder
+    (`SCRATCH_ENCODER_NAMES`, random weights; `config_overrides` replace its config's defaults) to a
+    `ResolvedEncoder`. An existing local directory of that name takes precedence over a short name."""
+    name = None if isinstance(name_or_path, PretrainedConfig) else str(name_or_path)
+    is_short_name = name in SCRATCH_ENCODER_NAMES and not os.path.isdir(name)
+    if config_overrides and not is_short_name:
+        raise ValueError(
+            "config_overrides only apply to the short names of from-scratch encoders "
+            f"({', '.join(SCRATCH_ENCODER_NAMES)}), not to {name_or_path!r}"
+        )
+    if is_short_name:
+        name_or_path = SCRATCH_ENCODER_NAMES[name](**(config_overrides or {}))
     if isinstance(name_or_path, PretrainedConfig):
         check_supported(name_or_path)
         model, feature_extractor = build_encoder(name_or_path), default_feature_extractor(name_or_path)

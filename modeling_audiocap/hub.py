@@ -50,7 +50,7 @@ def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
         eval_results=eval_results,
     )
     card = ModelCard.from_template(
-        card_data, template_path=str(TEMPLATES / "genre.md"), repo_id=repo_id, **results
+        card_data, template_path=str(TEMPLATES / "genre.md"), repo_id=repo_id, **{**results, "model_name": repo_id.split("/")[-1]}
     )
     path = Path(output_dir) / "README.md"
     card.save(path)

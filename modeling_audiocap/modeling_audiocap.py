@@ -12,6 +12,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
+from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import resolve_encoder
 from .modeling_encoders import build_encoder, encode_layers, is_waveform_encoder, layer_width, num_layers
@@ -69,16 +70,6 @@ class GenreHead(nn.Sequential):
         super().__init__(
             nn.Linear(width, hidden), nn.ReLU(), nn.BatchNorm1d(hidden), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
         )
-
-
-def window_starts(num_samples: int, window: int) -> list[int]:
-    """Starts of back-to-back windows covering `num_samples`; the last one is aligned to the end (no padding)."""
-    if num_samples <= window:
-        return [0]
-    starts = list(range(0, num_samples - window + 1, window))
-    if starts[-1] + window < num_samples:
-        starts.append(num_samples - window)
-    return starts
 
 
 def reduce_time(hidden_states: torch.Tensor, frame_mask: torch.Tensor | None, stride: int):

@@ -9,7 +9,10 @@ boolean frame mask `(batch, frames)` (or `None` when every frame is valid), what
 - AST: log-mel `input_values`, `num_hidden_layers + 1` layers over its patch tokens;
 - CLAP's audio tower (HTSAT): its stages are a Swin pyramid of changing shapes, not a uniform stack, so it gives a
   single layer: either the projected audio embedding as a one-frame sequence (`clap_output="projected"`) or the
-  last stage averaged over frequency as a sequence of frames (`clap_output="last_hidden_state"`).
+  last stage averaged over frequency as a sequence of frames (`clap_output="last_hidden_state"`);
+- audiocap's from-scratch encoders (SampleCNN, SoundNet, mel CNN, CLDNN, spectrogram LSTM, see `modeling_scratch`):
+  raw `input_values` at the encoder's own rate (the spectrogram ones compute their log-mel inside the model),
+  `num_hidden_layers + 1` layers of width `hidden_size` (the front end, then each block).
 """
 
 import torch
@@ -19,8 +22,11 @@ from transformers.models.clap.modeling_clap import ClapAudioModelWithProjection
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .modeling_mert import MERTModel
+from .modeling_scratch import SCRATCH_MODEL_CLASSES
 
-WAVEFORM_MODEL_TYPES = ("wav2vec2", "hubert", "mert", "wavlm", "data2vec-audio")
+# From-scratch encoders defined in this package (they read raw waveforms and compute their own front end).
+SCRATCH_MODEL_TYPES = tuple(SCRATCH_MODEL_CLASSES)
+WAVEFORM_MODEL_TYPES = ("wav2vec2", "hubert", "mert", "wavlm", "data2vec-audio") + SCRATCH_MODEL_TYPES
 SPECTROGRAM_MODEL_TYPES = ("whisper", "audio-spectrogram-transformer", "clap_audio_model")
 SUPPORTED_MODEL_TYPES = WAVEFORM_MODEL_TYPES + SPECTROGRAM_MODEL_TYPES
 
@@ -51,6 +57,8 @@ def build_encoder(config: PretrainedConfig) -> PreTrainedModel:
     keep_every_layer(config)
     if config.model_type == "mert":
         return MERTModel(config)
+    if config.model_type in SCRATCH_MODEL_CLASSES:  # not through AutoModel: it must also build under remote code
+        return SCRATCH_MODEL_CLASSES[config.model_type](config)
     if config.model_type == "whisper":
         return WhisperEncoder(config)
     if config.model_type == "clap_audio_model":

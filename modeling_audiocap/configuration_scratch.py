@@ -1,0 +1,400 @@
+"""Configurations of audiocap's from-scratch music encoders (the CLMR / music2vec / spectrogram-baseline systems).
+
+Every one of them reads the raw waveform `input_values` `(batch, samples)` at its own `sampling_rate` and computes its
+own front end inside the model (a log-mel spectrogram for the spectrogram models), so to the rest of audiocap it is a
+waveform encoder with a trivial feature extractor. Every one gives `num_hidden_layers + 1` hidden states of the same
+shape `(batch, frames, hidden_size)`: the front end's (stem's) output, then one per block, as transformers' own
+encoders do. The defaults are small (under 1M parameters, width 64) so that they train on a CPU; the docstrings give
+the settings of the reference systems.
+
+- [`SampleCNNConfig`] (`audiocap_samplecnn`): SampleCNN on raw samples (CLMR's encoder), 22.05 kHz.
+- [`SoundNetConfig`] (`audiocap_soundnet`): SoundNet-style strided 1-D convolutions on raw samples, optionally
+  followed by a stacked LSTM, 22.05 kHz.
+- [`MelCNNConfig`] (`audiocap_melcnn`): a ResNet-18-style 2-D residual CNN on log-mel, 16 kHz.
+- [`CLDNNConfig`] (`audiocap_cldnn`): convolution over frequency, stacked LSTM and dense layers on log-mel, 16 kHz.
+- [`SpecLSTMConfig`] (`audiocap_speclstm`): the plain stacked LSTM on log-mel baseline, 16 kHz.
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PretrainedConfig
+
+
+def _as_list(value, length: int, name: str) -> list[int]:
+    """An int repeated `length` times, or a list/tuple that must have `length` entries."""
+    if isinstance(value, int):
+        return [value] * length
+    if len(value) != length:
+        raise ValueError(f"{name} must be an int or have {length} entries, got {list(value)}")
+    return list(value)
+
+
+def _check_positive(config, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        values = [value] if isinstance(value, (int, float)) else list(value)
+        if any(v <= 0 for v in values):
+            raise ValueError(f"{type(config).__name__}: {name} must be positive, got {value}")
+
+
+@strict
+class ScratchEncoderConfig(PretrainedConfig):
+    r"""
+    Fields shared by audiocap's from-scratch encoders (not a model of its own).
+
+    Args:
+        sampling_rate (`int`): rate, in Hz, of the waveforms the model reads.
+        hidden_size (`int`): width of every hidden state the model returns (blocks of another width are brought to
+            it by a linear projection).
+    """
+
+    sampling_rate: int = 16000
+    hidden_size: int = 64
+
+    def validate_scratch_encoder(self):
+        """Part of `@strict` validation."""
+        _check_positive(self, "sampling_rate", "hidden_size")
+
+
+@strict
+class ScratchLogMelConfig(ScratchEncoderConfig):
+    r"""
+    Fields of the encoders that compute a log-mel spectrogram from the waveform inside the model
+    (`torchaudio.transforms.MelSpectrogram`, power 2, then `AmplitudeToDB`, per element, no `top_db` clipping).
+
+    Args:
+        n_fft (`int`): FFT size.
+        win_length (`int`): window length in samples (Hann window).
+        hop_length (`int`): hop in samples; the spectrogram has `samples // hop_length + 1` frames (centred).
+        n_mels (`int`): mel bands.
+        f_min (`float`), f_max (`float`, optional): band edges in Hz (`None`: half the sampling rate).
+        input_batch_norm (`bool`): normalise each mel band with a BatchNorm before the network.
+    """
+
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 64
+    f_min: float | int = 0.0
+    f_max: float | int | None = None
+    input_batch_norm: bool = True
+
+    def validate_log_mel(self):
+        """Part of `@strict` validation."""
+        _check_positive(self, "n_fft", "win_length", "hop_length", "n_mels")
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
+        f_max = self.f_max if self.f_max is not None else self.sampling_rate / 2
+        if not 0 <= self.f_min < f_max <= self.sampling_rate / 2:
+            raise ValueError(
+                f"need 0 <= f_min < f_max <= sampling_rate / 2, got f_min={self.f_min}, f_max={self.f_max}"
+            )
+
+
+@strict
+class SampleCNNConfig(ScratchEncoderConfig):
+    r"""
+    Configuration of [`SampleCNNModel`]: SampleCNN on raw samples, the encoder of CLMR.
+
+    A strided convolution (the stem) turns samples into frames; each block is Conv1d(`kernel_size`, "same") ->
+    BatchNorm -> ReLU -> MaxPool1d(`pool_size`, ceil mode, so short inputs keep at least one frame). With the
+    defaults one output frame covers 3^10 = 59049 samples (2.7 s at 22.05 kHz).
+
+    CLMR's encoder (59049-sample input, 10 conv layers after the stem, the last without pooling):
+    `SampleCNNConfig(num_hidden_layers=10, conv_dim=[128, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512],
+    pool_size=[3, 3, 3, 3, 3, 3, 3, 3, 3, 1], hidden_size=512)` (2.4M parameters, plus 1M in the linear maps that
+    bring the narrower blocks to width 512 for the hidden states).
+
+    Args:
+        sampling_rate (`int`, defaults to 22050), hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
+        num_hidden_layers (`int`, defaults to 9): blocks after the stem.
+        conv_dim (`list[int]`, optional): channels of the stem then of each block (`num_hidden_layers + 1`
+            entries); `None` gives every one `hidden_size` channels.
+        stem_kernel_size (`int`, defaults to 3), stem_stride (`int`, defaults to 3): the stem convolution.
+        kernel_size (`int`, defaults to 3): kernel of every block's convolution (odd).
+        pool_size (`int` or `list[int]`, defaults to 3): max-pooling of each block (1: none).
+    """
+
+    model_type = "audiocap_samplecnn"
+
+    sampling_rate: int = 22050
+    hidden_size: int = 64
+    num_hidden_layers: int = 9
+    conv_dim: list[int] | tuple[int, ...] | None = None
+    stem_kernel_size: int = 3
+    stem_stride: int = 3
+    kernel_size: int = 3
+    pool_size: int | list[int] | tuple[int, ...] = 3
+
+    @property
+    def channels(self) -> list[int]:
+        """Channels of the stem, then of each block."""
+        if self.conv_dim is None:
+            return [self.hidden_size] * (self.num_hidden_layers + 1)
+        return list(self.conv_dim)
+
+    @property
+    def pool_sizes(self) -> list[int]:
+        return _as_list(self.pool_size, self.num_hidden_layers, "pool_size")
+
+    def validate_samplecnn(self):
+        """Part of `@strict` validation."""
+        _check_positive(self, "num_hidden_layers", "stem_kernel_size", "stem_stride", "kernel_size", "pool_size")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        if len(self.channels) != self.num_hidden_layers + 1:
+            raise ValueError(
+                f"conv_dim needs num_hidden_layers + 1 = {self.num_hidden_layers + 1} entries (stem, then each "
+                f"block), got {len(self.channels)}"
+            )
+        _check_positive(self, "channels")
+        _as_list(self.pool_size, self.num_hidden_layers, "pool_size")
+
+
+@strict
+class SoundNetConfig(ScratchEncoderConfig):
+    r"""
+    Configuration of [`SoundNetModel`]: SoundNet-style strided 1-D convolutions on raw samples, optionally followed
+    by a stacked LSTM over the last convolution's frames.
+
+    Each convolution is Conv1d(`conv_kernel[i]`, stride `conv_stride[i]`, padding `conv_kernel[i] // 2`) ->
+    BatchNorm -> ReLU -> MaxPool1d(`pool_size[i]`, ceil mode; 1: none). With the defaults one output frame covers
+    4096 samples (5.4 frames per second at 22.05 kHz).
+
+    SoundNet's 8-layer network, without its class-prediction conv8:
+    `SoundNetConfig(conv_dim=[16, 32, 64, 128, 256, 512, 1024], conv_kernel=[64, 32, 16, 8, 4, 4, 4],
+    conv_stride=[2, 2, 2, 2, 2, 2, 2], pool_size=[8, 8, 1, 1, 4, 1, 1], hidden_size=1024)`.
+
+    Args:
+        sampling_rate (`int`, defaults to 22050), hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
+        conv_dim, conv_kernel, conv_stride, pool_size (`list[int]`): one entry per convolution.
+        lstm_layers (`int`, defaults to 0): LSTM layers after the convolutions (0: none), each giving a hidden
+            state of width `hidden_size`.
+        lstm_bidirectional (`bool`): bidirectional LSTM layers (`hidden_size // 2` per direction).
+        lstm_dropout (`float`): dropout between LSTM layers.
+    """
+
+    model_type = "audiocap_soundnet"
+
+    sampling_rate: int = 22050
+    hidden_size: int = 64
+    conv_dim: list[int] | tuple[int, ...] = (16, 32, 64, 64, 64)
+    conv_kernel: list[int] | tuple[int, ...] = (64, 32, 16, 8, 4)
+    conv_stride: list[int] | tuple[int, ...] = (2, 2, 2, 2, 2)
+    pool_size: list[int] | tuple[int, ...] = (8, 8, 1, 1, 2)
+    lstm_layers: int = 0
+    lstm_bidirectional: bool = False
+    lstm_dropout: float | int = 0.0
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Hidden states beyond the first convolution's: the other convolutions, then the LSTM layers."""
+        return len(self.conv_dim) - 1 + self.lstm_layers
+
+    @num_hidden_layers.setter
+    def num_hidden_layers(self, value: int) -> None:
+        if value != self.num_hidden_layers:
+            raise AttributeError(
+                "SoundNetConfig.num_hidden_layers follows from conv_dim and lstm_layers; set those instead"
+            )
+
+    def validate_soundnet(self):
+        """Part of `@strict` validation."""
+        if not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride) == len(self.pool_size) > 0:
+            raise ValueError(
+                "conv_dim, conv_kernel, conv_stride and pool_size need one (and the same number of) entries per "
+                f"convolution, got {len(self.conv_dim)}, {len(self.conv_kernel)}, {len(self.conv_stride)}, "
+                f"{len(self.pool_size)}"
+            )
+        _check_positive(self, "conv_dim", "conv_kernel", "conv_stride", "pool_size")
+        _check_lstm(self, self.lstm_layers)
+
+
+@strict
+class MelCNNConfig(ScratchLogMelConfig):
+    r"""
+    Configuration of [`MelCNNModel`]: a ResNet-18-style residual 2-D CNN on log-mel.
+
+    Stem: Conv2d(`stem_kernel_size`, stride `stem_stride`) -> BatchNorm -> ReLU (-> MaxPool2d(3, stride 2) when
+    `stem_pool`); then stages of basic residual blocks (two 3x3 convolutions; a 1x1 convolution on the shortcut
+    where the shape changes), the first block of each stage strided by `stage_strides` over frequency and time.
+    With the defaults the frame rate is 100 / 32 (about 3 frames per second).
+
+    ResNet-18 widths: `MelCNNConfig(stage_channels=[64, 128, 256, 512], hidden_size=512)` (about 11M parameters).
+
+    Args:
+        sampling_rate (`int`, defaults to 16000), n_mels (`int`, defaults to 64) and the other log-mel fields: see
+            [`ScratchLogMelConfig`]; hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
+        stage_channels (`list[int]`): channels of each stage (the stem has the first stage's).
+        layers_per_stage (`list[int]`): residual blocks of each stage.
+        stage_strides (`list[int]`): stride of each stage's first block.
+        stem_kernel_size (`int`, defaults to 7), stem_stride (`int`, defaults to 2), stem_pool (`bool`).
+    """
+
+    model_type = "audiocap_melcnn"
+
+    stage_channels: list[int] | tuple[int, ...] = (16, 32, 64, 64)
+    layers_per_stage: list[int] | tuple[int, ...] = (2, 2, 2, 2)
+    stage_strides: list[int] | tuple[int, ...] = (1, 2, 2, 2)
+    stem_kernel_size: int = 7
+    stem_stride: int = 2
+    stem_pool: bool = True
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Residual blocks (the stem's output is the first hidden state)."""
+        return sum(self.layers_per_stage)
+
+    @num_hidden_layers.setter
+    def num_hidden_layers(self, value: int) -> None:
+        if value != self.num_hidden_layers:
+            raise AttributeError("MelCNNConfig.num_hidden_layers follows from layers_per_stage; set that instead")
+
+    def validate_melcnn(self):
+        """Part of `@strict` validation."""
+        if not len(self.stage_channels) == len(self.layers_per_stage) == len(self.stage_strides) > 0:
+            raise ValueError(
+                "stage_channels, layers_per_stage and stage_strides need one entry per stage, got "
+                f"{len(self.stage_channels)}, {len(self.layers_per_stage)}, {len(self.stage_strides)}"
+            )
+        _check_positive(self, "stage_channels", "layers_per_stage", "stage_strides", "stem_kernel_size", "stem_stride")
+
+
+@strict
+class CLDNNConfig(ScratchLogMelConfig):
+    r"""
+    Configuration of [`CLDNNModel`]: convolution over frequency, stacked LSTM, dense layers (CLDNN) on log-mel.
+
+    Each convolution is Conv2d over (frequency, time) with kernel (`conv_freq_kernel[i]`, `conv_time_kernel[i]`),
+    "valid" over frequency and "same" over time -> BatchNorm -> ReLU -> MaxPool over frequency only
+    (`conv_freq_pool[i]`); the remaining (channels x frequency) features of each frame are projected linearly to
+    `hidden_size` (CLDNN's dimensionality-reduction layer), then go through the LSTM layers and the dense
+    (Linear -> ReLU) layers, all of width `hidden_size`. The frame rate is the spectrogram's (100 per second).
+
+    The CLDNN paper's sizes (40 mels, 2 convolutions of 256 maps with 9x9 and 4x3 kernels, 2 LSTMP layers of 832
+    cells projected to 512, a dense layer): `CLDNNConfig(n_mels=40, conv_channels=[256, 256], hidden_size=512,
+    lstm_cells=832)`.
+
+    Args:
+        sampling_rate (`int`, defaults to 16000), n_mels (`int`, defaults to 40) and the other log-mel fields: see
+            [`ScratchLogMelConfig`]; hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
+        conv_channels, conv_freq_kernel, conv_time_kernel (odd), conv_freq_pool (`list[int]`): one entry per
+            convolution.
+        num_lstm_layers (`int`, defaults to 2), num_dense_layers (`int`, defaults to 1).
+        lstm_cells (`int`, optional): LSTM cells per direction; when larger than the output width, the LSTM
+            projects down to it (LSTMP). `None`: as many as the output width.
+        lstm_bidirectional (`bool`): bidirectional LSTM layers (`hidden_size // 2` per direction).
+        lstm_dropout (`float`): dropout between LSTM layers.
+    """
+
+    model_type = "audiocap_cldnn"
+
+    n_mels: int = 40
+    conv_channels: list[int] | tuple[int, ...] = (16, 16)
+    conv_freq_kernel: list[int] | tuple[int, ...] = (9, 4)
+    conv_time_kernel: list[int] | tuple[int, ...] = (9, 3)
+    conv_freq_pool: list[int] | tuple[int, ...] = (3, 1)
+    num_lstm_layers: int = 2
+    num_dense_layers: int = 1
+    lstm_cells: int | None = None
+    lstm_bidirectional: bool = False
+    lstm_dropout: float | int = 0.0
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """LSTM layers plus dense layers (the dimensionality-reduction output is the first hidden state)."""
+        return self.num_lstm_layers + self.num_dense_layers
+
+    @num_hidden_layers.setter
+    def num_hidden_layers(self, value: int) -> None:
+        if value != self.num_hidden_layers:
+            raise AttributeError(
+                "CLDNNConfig.num_hidden_layers follows from num_lstm_layers and num_dense_layers; set those instead"
+            )
+
+    @property
+    def conv_output_bins(self) -> int:
+        """Frequency bins left after the convolutions and their pooling."""
+        bins = self.n_mels
+        for kernel, pool in zip(self.conv_freq_kernel, self.conv_freq_pool, strict=True):
+            bins = (bins - kernel + 1) // pool
+        return bins
+
+    def validate_cldnn(self):
+        """Part of `@strict` validation."""
+        fields = (self.conv_channels, self.conv_freq_kernel, self.conv_time_kernel, self.conv_freq_pool)
+        lengths = [len(field) for field in fields]
+        if len(set(lengths)) != 1:
+            raise ValueError(
+                "conv_channels, conv_freq_kernel, conv_time_kernel and conv_freq_pool need one entry per convolution, "
+                f"got {lengths}"
+            )
+        _check_positive(self, "conv_channels", "conv_freq_kernel", "conv_time_kernel", "conv_freq_pool")
+        if any(k % 2 == 0 for k in self.conv_time_kernel):
+            raise ValueError(f"conv_time_kernel entries must be odd, got {list(self.conv_time_kernel)}")
+        if self.conv_output_bins < 1:
+            raise ValueError(f"the convolutions leave no frequency bins of the {self.n_mels} mel bands")
+        if self.num_dense_layers < 0:
+            raise ValueError(f"num_dense_layers must be >= 0, got {self.num_dense_layers}")
+        _check_lstm(self, self.num_lstm_layers)
+
+
+@strict
+class SpecLSTMConfig(ScratchLogMelConfig):
+    r"""
+    Configuration of [`SpecLSTMModel`]: the plain stacked-LSTM-on-log-mel baseline.
+
+    Each frame's (normalised) log-mel vector is projected linearly to `hidden_size` (the first hidden state), then
+    goes through `num_hidden_layers` LSTM layers of output width `hidden_size`. The frame rate is the
+    spectrogram's (100 per second).
+
+    A paper-size baseline: `SpecLSTMConfig(n_mels=128, n_fft=1024, hidden_size=256, num_hidden_layers=3)`.
+
+    Args:
+        sampling_rate (`int`, defaults to 16000), n_mels (`int`, defaults to 64) and the other log-mel fields: see
+            [`ScratchLogMelConfig`]; hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
+        num_hidden_layers (`int`, defaults to 2): LSTM layers.
+        lstm_cells, lstm_bidirectional, lstm_dropout: as in [`CLDNNConfig`].
+    """
+
+    model_type = "audiocap_speclstm"
+
+    num_hidden_layers: int = 2
+    lstm_cells: int | None = None
+    lstm_bidirectional: bool = False
+    lstm_dropout: float | int = 0.0
+
+    def validate_speclstm(self):
+        """Part of `@strict` validation."""
+        _check_positive(self, "num_hidden_layers")
+        _check_lstm(self, self.num_hidden_layers)
+
+
+def _check_lstm(config, layers: int) -> None:
+    if layers < 0:
+        raise ValueError(f"{type(config).__name__}: the number of LSTM layers must be >= 0, got {layers}")
+    directions = 2 if config.lstm_bidirectional else 1
+    if config.hidden_size % directions:
+        raise ValueError(f"bidirectional LSTM layers need an even hidden_size, got {config.hidden_size}")
+    cells = getattr(config, "lstm_cells", None)
+    if cells is not None and cells < config.hidden_size // directions:
+        raise ValueError(
+            f"lstm_cells ({cells}) must be at least the per-direction output width ({config.hidden_size // directions})"
+        )
+    if not 0 <= config.lstm_dropout < 1:
+        raise ValueError(f"lstm_dropout must be in [0, 1), got {config.lstm_dropout}")
+
+
+SCRATCH_CONFIG_CLASSES: dict[str, type[ScratchEncoderConfig]] = {
+    cls.model_type: cls for cls in (SampleCNNConfig, SoundNetConfig, MelCNNConfig, CLDNNConfig, SpecLSTMConfig)
+}
+
+__all__ = [
+    "CLDNNConfig",
+    "MelCNNConfig",
+    "SCRATCH_CONFIG_CLASSES",
+    "SampleCNNConfig",
+    "ScratchEncoderConfig",
+    "ScratchLogMelConfig",
+    "SoundNetConfig",
+    "SpecLSTMConfig",
+]

@@ -1,0 +1,345 @@
+"""`AudioCapProcessor`: raw audio (and captions) -> the inputs of an audiocap model, exactly as in training.
+
+The processor wraps the encoder's own feature extractor (and, for captioning, the T5 tokenizer) and adds audiocap's
+preprocessing in front of it: decode any source with `audio.load_audio` (paths, `datasets` Audio values, arrays),
+downmix to mono, resample to the feature extractor's rate, optionally peak-normalise, optionally cut fixed-length
+windows (one random crop for training, every window for evaluation), then run the feature extractor the way its
+encoder family expects:
+
+- waveform encoders (wav2vec2, HuBERT, MERT, WavLM, data2vec-audio): pad to the longest clip, with an
+  `attention_mask` when the extractor is configured to return one;
+- Whisper: log-mel features padded to 30 s, always with the mel-frame `attention_mask` (the model masks padding);
+- AST: fixed-length log-mel features; CLAP: log-mel features with `is_longer`.
+
+Saved with `save_pretrained` next to a model, it makes the published model preprocess exactly as in training;
+`AudioCapProcessor.from_pretrained` also builds one around an encoder checkpoint that only has a
+`preprocessor_config.json`.
+
+Design (transformers 5 `ProcessorMixin`): `ProcessorMixin` requires every sub-processor named in `__init__` and
+saves / loads each one itself, which cannot express an *optional* tokenizer (a genre model has none). So the feature
+extractor is the one sub-processor `ProcessorMixin` manages (`get_attributes() == ["feature_extractor"]`: it is
+stored nested in `processor_config.json`, next to audiocap's settings and the `auto_map` for remote code), and the
+tokenizer is handled here: saved with its own files (marked `processor_class: AudioCapProcessor` in
+`tokenizer_config.json`) and loaded back only when so marked, so that the tokenizer of an encoder checkpoint
+(e.g. Whisper's) is never mistaken for the captioner's.
+
+This file only uses flat relative imports (`from .audio import ...`) so that it ships as remote code with a model.
+"""
+
+import json
+import logging
+import numbers
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    ASTFeatureExtractor,
+    AutoTokenizer,
+    BatchFeature,
+    ClapFeatureExtractor,
+    PreTrainedTokenizerBase,
+    ProcessorMixin,
+    WhisperFeatureExtractor,
+)
+from transformers.utils import cached_file
+
+from .audio import is_audio_decoder, cut_windows, load_audio, peak_normalize
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+
+
+def _is_single_source(value: Any) -> bool:
+    """Whether `value` is one clip (rather than a batch of clips)."""
+    if isinstance(value, (str, os.PathLike, bytes, bytearray, dict)) or is_audio_decoder(value):
+        return True
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], (int, np.integer)):
+        return not isinstance(value[0], (str, os.PathLike))  # (array, rate), not a pair of paths
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.ndim == 1
+    return isinstance(value, list) and len(value) > 0 and isinstance(value[0], numbers.Number)
+
+
+def _is_raw_array(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, torch.Tensor, list))
+
+
+def average_windows(
+    values: torch.Tensor, window_clip_index: torch.Tensor, num_clips: int | None = None
+) -> torch.Tensor:
+    """Mean of per-window `values` `(windows, ...)` over each clip's windows -> `(clips, ...)`."""
+    num_clips = int(window_clip_index.max()) + 1 if num_clips is None else num_clips
+    index = window_clip_index.to(values.device)
+    sums = values.new_zeros((num_clips, *values.shape[1:])).index_add_(0, index, values)
+    counts = torch.bincount(index, minlength=num_clips).clamp(min=1).to(values.dtype)
+    return sums / counts.reshape(-1, *([1] * (values.dim() - 1)))
+
+
+class AudioCapProcessor(ProcessorMixin):
+    r"""
+    Preprocessing of an audiocap model: the encoder's feature extractor, an optional tokenizer for captions, and
+    audiocap's own audio settings.
+
+    Args:
+        feature_extractor (`FeatureExtractionMixin`): the audio encoder's feature extractor; its `sampling_rate` is
+            the rate every clip is resampled to.
+        tokenizer (`PreTrainedTokenizerBase`, *optional*): the captioner's tokenizer; `text=` becomes `labels`.
+        window_seconds (`float`, *optional*): cut clips into windows of this length (`None`: whole clips).
+        hop_seconds (`float`, *optional*): hop between evaluation windows (`None`: back-to-back windows). Must not
+            exceed `window_seconds`.
+        normalize (`bool`): peak-normalise each clip (before windowing) to a peak of 1.
+    """
+
+    def __init__(
+        self,
+        feature_extractor,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        normalize: bool = False,
+    ):
+        super().__init__(feature_extractor)
+        if tokenizer is not None and not isinstance(tokenizer, PreTrainedTokenizerBase):
+            raise TypeError(f"tokenizer must be a PreTrainedTokenizerBase or None, got {type(tokenizer).__name__}")
+        if window_seconds is not None and window_seconds <= 0:
+            raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+        if hop_seconds is not None:
+            if window_seconds is None:
+                raise ValueError("hop_seconds needs window_seconds")
+            if not 0 < hop_seconds <= window_seconds:
+                raise ValueError(f"hop_seconds must be in (0, window_seconds={window_seconds}], got {hop_seconds}")
+        self.tokenizer = tokenizer
+        self.window_seconds = window_seconds
+        self.hop_seconds = hop_seconds
+        self.normalize = bool(normalize)
+
+    # -- ProcessorMixin plumbing: the feature extractor is the only sub-processor it manages (see module doc) --------
+
+    @classmethod
+    def get_attributes(cls) -> list[str]:
+        return ["feature_extractor"]
+
+    def to_dict(self) -> dict[str, Any]:
+        # The tokenizer is saved with its own files, never inside processor_config.json.
+        tokenizer = self.__dict__.pop("tokenizer", None)
+        try:
+            return super().to_dict()
+        finally:
+            self.tokenizer = tokenizer
+
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> list[str]:
+        """Write `processor_config.json` (feature extractor + settings), the tokenizer's files if there is one, and,
+        once `register_for_auto_class()` was called, this file and `audio.py` for `trust_remote_code` loading."""
+        save_directory = os.fspath(save_directory)
+        os.makedirs(save_directory, exist_ok=True)
+        if push_to_hub:
+            commit_message = kwargs.pop("commit_message", None)
+            repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(save_directory)))
+            from huggingface_hub import create_repo
+
+            token = kwargs.get("token")
+            repo_id = create_repo(repo_id, exist_ok=True, token=token, private=kwargs.get("private")).repo_id
+            files_timestamps = self._get_files_timestamps(save_directory)
+        files = list(super().save_pretrained(save_directory))
+        if self.tokenizer is not None:
+            self.tokenizer._set_processor_class(self.__class__.__name__)
+            files += list(self.tokenizer.save_pretrained(save_directory))
+        if push_to_hub:
+            self._upload_modified_files(
+                save_directory, repo_id, files_timestamps, commit_message=commit_message, token=kwargs.get("token")
+            )
+        return files
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "AudioCapProcessor":
+        """Load from a saved processor / audiocap model directory or Hub id, or build one around an encoder checkpoint
+        with only a `preprocessor_config.json`.
+
+        Settings saved with the processor (`window_seconds`, `hop_seconds`, `normalize`) are restored and can be
+        overridden by keyword. The tokenizer is the one saved by this processor, or `tokenizer=` (an instance, or a
+        name / path to load with `AutoTokenizer`).
+        """
+        tokenizer = kwargs.pop("tokenizer", None)
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
+        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
+        elif tokenizer is None:
+            tokenizer = cls._load_saved_tokenizer(pretrained_model_name_or_path, **hub_kwargs)
+        if tokenizer is not None and not isinstance(tokenizer, PreTrainedTokenizerBase):
+            raise TypeError(f"tokenizer must be a PreTrainedTokenizerBase or a name, got {type(tokenizer).__name__}")
+        processor.tokenizer = tokenizer
+        return processor
+
+    @classmethod
+    def _load_saved_tokenizer(cls, pretrained_model_name_or_path, **hub_kwargs) -> PreTrainedTokenizerBase | None:
+        """The tokenizer saved by an `AudioCapProcessor` in this directory / repo, or None."""
+        config_file = cached_file(
+            os.fspath(pretrained_model_name_or_path),
+            TOKENIZER_CONFIG_FILE,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+            **hub_kwargs,
+        )
+        if config_file is None:
+            return None
+        with open(config_file, encoding="utf-8") as f:
+            if json.load(f).get("processor_class") != cls.__name__:
+                return None  # an encoder checkpoint's own tokenizer, not the captioner's
+        return AutoTokenizer.from_pretrained(os.fspath(pretrained_model_name_or_path), **hub_kwargs)
+
+    def batch_decode(self, *args, **kwargs):
+        return self._require_tokenizer("decode captions").batch_decode(*args, **kwargs)
+
+    def decode(self, *args, **kwargs):
+        return self._require_tokenizer("decode captions").decode(*args, **kwargs)
+
+    def _require_tokenizer(self, what: str) -> PreTrainedTokenizerBase:
+        if self.tokenizer is None:
+            raise ValueError(f"{type(self).__name__} has no tokenizer to {what}; pass tokenizer= when building it")
+        return self.tokenizer
+
+    # -- preprocessing ----------------------------------------------------------------------------------------------
+
+    @property
+    def sampling_rate(self) -> int:
+        """The rate every clip is resampled to: the feature extractor's."""
+        return int(self.feature_extractor.sampling_rate)
+
+    @property
+    def window_samples(self) -> int | None:
+        return None if self.window_seconds is None else int(round(self.window_seconds * self.sampling_rate))
+
+    @property
+    def hop_samples(self) -> int | None:
+        return None if self.hop_seconds is None else int(round(self.hop_seconds * self.sampling_rate))
+
+    def load(self, audio: Any, sampling_rate: int | None = None) -> list[torch.Tensor]:
+        """Decode one clip or a list of clips to mono float32 waveforms at `self.sampling_rate` (peak-normalised when
+        `normalize` is set). `sampling_rate` is the rate of raw arrays given without one."""
+        sources = [audio] if _is_single_source(audio) else list(audio)
+        waves = []
+        for source in sources:
+            if not _is_single_source(source):
+                raise TypeError(f"Cannot read {type(source).__name__} as one clip of audio")
+            if _is_raw_array(source) and not isinstance(source, tuple):
+                if sampling_rate is None:
+                    raise ValueError("Pass sampling_rate= with raw audio arrays (it is the arrays' rate)")
+                source = (source, sampling_rate)
+            wave = load_audio(source, self.sampling_rate)
+            waves.append(peak_normalize(wave) if self.normalize else wave)
+        if not waves:
+            raise ValueError("No audio given")
+        return waves
+
+    def __call__(
+        self,
+        audio: Any = None,
+        text: str | list[str] | None = None,
+        sampling_rate: int | None = None,
+        random_crop: bool = False,
+        generator: torch.Generator | None = None,
+        return_tensors: str | None = "pt",
+        max_length: int | None = None,
+    ) -> BatchFeature:
+        """Preprocess audio (and captions) for an audiocap model.
+
+        Args:
+            audio: one clip or a list of clips: file paths, `datasets` Audio values, `(array, rate)` pairs, or raw
+                1-D arrays at `sampling_rate` (a 2-D array is a batch of equal-length clips).
+            text: a caption or one per clip, tokenised into `labels` (padding set to -100); needs a tokenizer.
+            sampling_rate: the rate of raw arrays (files and datasets values carry their own).
+            random_crop: with `window_seconds` set, take one random window per clip (training) instead of every
+                window (evaluation).
+            generator: `torch.Generator` for reproducible random crops.
+            return_tensors: `"pt"` or `"np"`.
+            max_length: truncate captions to this many tokens.
+
+        Returns:
+            `BatchFeature` with the encoder's inputs (`input_values` / `input_features`, `attention_mask` when the
+            family uses one, CLAP's `is_longer`), `labels` for `text=`, and, when every window of each clip is taken,
+            `window_clip_index` `(windows,)`: the clip each window (row) comes from. Pop it before calling the model
+            and average per-window outputs with `average_windows(outputs, window_clip_index)`.
+        """
+        if audio is None and text is None:
+            raise ValueError("Pass audio= and/or text=")
+        data: dict[str, Any] = {}
+        num_clips = None
+        if audio is not None:
+            waves = self.load(audio, sampling_rate)
+            num_clips = len(waves)
+            chunks, clip_index = self._windows(waves, random_crop, generator)
+            data.update(self.featurize(chunks, return_tensors))
+            if clip_index is not None:
+                data["window_clip_index"] = np.asarray(clip_index, dtype=np.int64)
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            if num_clips is not None and len(texts) != num_clips:
+                raise ValueError(f"Got {len(texts)} captions for {num_clips} clips")
+            data["labels"] = self._labels(texts, max_length)
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _windows(
+        self, waves: list[torch.Tensor], random_crop: bool, generator: torch.Generator | None
+    ) -> tuple[list[torch.Tensor], list[int] | None]:
+        """Clips -> the chunks to featurise (unpadded: the feature extractor pads its own way) and, for evaluation
+        windows, the clip index of each chunk."""
+        window = self.window_samples
+        if window is None:
+            return waves, None
+        chunks, clip_index = [], []
+        for i, wave in enumerate(waves):
+            windows = cut_windows(wave, window, self.hop_samples, random_crop=random_crop, generator=generator)
+            valid = min(wave.shape[0], window)  # a short clip's zero padding is left to the feature extractor
+            chunks.extend(w[:valid] for w in windows)
+            clip_index.extend([i] * windows.shape[0])
+        return chunks, (None if random_crop else clip_index)
+
+    def featurize(self, chunks: list[torch.Tensor | np.ndarray], return_tensors: str | None = "pt") -> dict[str, Any]:
+        """The encoder's features for clips already decoded at its rate (no windowing, no normalisation)."""
+        extractor = self.feature_extractor
+        arrays = [np.asarray(chunk, dtype=np.float32) for chunk in chunks]
+        limit = self._max_input_samples()
+        if limit is not None and max(a.shape[0] for a in arrays) > limit:
+            logger.warning(
+                "%s keeps at most %.1f s of audio; longer clips are cut by it. Set window_seconds to cover them.",
+                type(extractor).__name__, limit / self.sampling_rate,
+            )
+        kwargs: dict[str, Any] = {"sampling_rate": self.sampling_rate, "return_tensors": return_tensors}
+        if isinstance(extractor, WhisperFeatureExtractor):
+            kwargs["return_attention_mask"] = True  # padded to 30 s: the model masks the padding's frames
+        elif not isinstance(extractor, (ASTFeatureExtractor, ClapFeatureExtractor)):
+            # waveform encoders: pad to the longest chunk; mask it when the extractor was trained with a mask
+            kwargs["padding"] = "longest"
+            kwargs["return_attention_mask"] = bool(getattr(extractor, "return_attention_mask", False))
+        return dict(extractor(arrays, **kwargs))
+
+    def _max_input_samples(self) -> int | None:
+        """How much audio a fixed-length spectrogram extractor keeps (it silently cuts the rest)."""
+        extractor = self.feature_extractor
+        if isinstance(extractor, WhisperFeatureExtractor):
+            return int(extractor.n_samples)
+        if isinstance(extractor, ClapFeatureExtractor):
+            return int(extractor.nb_max_samples)
+        if isinstance(extractor, ASTFeatureExtractor):  # 10 ms frames
+            return int(extractor.max_length * self.sampling_rate // 100)
+        return None
+
+    def _labels(self, texts: list[str], max_length: int | None) -> np.ndarray:
+        tokenizer = self._require_tokenizer("turn text= into labels")
+        encoded = tokenizer(
+            texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="np"
+        )
+        ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        return np.where(mask.astype(bool), ids, -100).astype(np.int64)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return list(self.feature_extractor.model_input_names)
+
+
+__all__ = ["AudioCapProcessor", "average_windows"]

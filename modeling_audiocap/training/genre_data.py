@@ -1,0 +1,140 @@
+"""Data preparation for genre training: decode once, cut windows, and (frozen mode) cache layer-wise embeddings.
+
+Rows carry `clip_index` so that window-level predictions are averaged back into one prediction per clip.
+"""
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+
+from ..audio import AudioDecodingError, load_audio, peak_normalize, window_starts
+from ..modeling_audiocap import AudioEncoderForGenreClassification, mean_pool
+
+logger = logging.getLogger(__name__)
+
+
+def _audio_name(value) -> str:
+    if isinstance(value, dict):
+        return str(value.get("path") or "<in-memory audio>")
+    return str(value)
+
+
+def decode_dataset(
+    dataset: datasets.Dataset,
+    sampling_rate: int,
+    num_proc: int | None = None,
+    desc: str = "decode",
+    normalize: bool = False,
+) -> tuple[datasets.Dataset, list[dict[str, str]]]:
+    """Decode, downmix and resample every clip (peak-normalise it with `normalize`) into a `waveform` column.
+
+    Use the processor's own `normalize` setting, so that training sees what inference on the saved model sees.
+
+    Files that fail to decode are dropped and returned as `[{"file": ..., "error": ...}]`; nothing else is lost.
+    """
+
+    def decode(batch: dict, indices: list[int]) -> dict:
+        waves, errors = [], []
+        for value in batch["audio"]:
+            try:
+                wave = load_audio(value, sampling_rate)
+                waves.append((peak_normalize(wave) if normalize else wave).numpy())
+                errors.append("")
+            except AudioDecodingError as err:
+                waves.append(np.zeros(0, dtype=np.float32))
+                errors.append(str(err))
+        return {"waveform": waves, "decode_error": errors, "clip_index": indices}
+
+    decoded = dataset.map(
+        decode, batched=True, batch_size=16, with_indices=True, num_proc=num_proc, desc=f"{desc} @ {sampling_rate} Hz"
+    )
+    errors = decoded["decode_error"]
+    skipped = [
+        {"file": _audio_name(dataset[i]["audio"]), "error": err} for i, err in enumerate(errors) if err
+    ]
+    for item in skipped:
+        logger.warning("Skipped %s: %s", item["file"], item["error"])
+    if skipped:
+        logger.warning("%s: skipped %d of %d files that could not be decoded", desc, len(skipped), len(dataset))
+        decoded = decoded.select([i for i, err in enumerate(errors) if not err])
+    return decoded.remove_columns("decode_error").with_format("numpy"), skipped
+
+
+def window_dataset(dataset: datasets.Dataset, window: int, hop: int | None = None) -> datasets.Dataset:
+    """One row per window (`input_values`, `label`, `clip_index`); a short clip is one short window (the feature
+    extractor pads and masks it)."""
+
+    def explode(batch: dict) -> dict:
+        out = {"input_values": [], "label": [], "clip_index": []}
+        for wave, label, clip in zip(batch["waveform"], batch["label"], batch["clip_index"]):
+            wave = np.asarray(wave, dtype=np.float32)
+            for start in window_starts(wave.size, window, hop):
+                out["input_values"].append(wave[start : start + window])
+                out["label"].append(label)
+                out["clip_index"].append(clip)
+        return out
+
+    rows = dataset.map(explode, batched=True, batch_size=8, remove_columns=dataset.column_names, desc="windows")
+    return rows.with_format("numpy")
+
+
+def embedding_cache_key(encoder_id: str, model: AudioEncoderForGenreClassification, windows: datasets.Dataset) -> str:
+    """Key of an embedding cache: encoder, its config, preprocessing (in the window rows' fingerprint) and data."""
+    payload = json.dumps(
+        {"encoder": encoder_id, "config": model.config.encoder.to_dict(), "rows": windows._fingerprint}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+@torch.inference_mode()
+def embed_windows(
+    windows: datasets.Dataset,
+    model: AudioEncoderForGenreClassification,
+    featurize: Callable[[list[np.ndarray]], dict],
+    cache_dir: str | Path,
+    encoder_id: str,
+    batch_size: int = 8,
+) -> datasets.Dataset:
+    """Replace `input_values` with per-layer mean-pooled `layer_embeddings` `(L, D)`; cached on disk by key."""
+    key = embedding_cache_key(encoder_id, model, windows)
+    cache_file = Path(cache_dir) / f"embeddings-{key}.arrow"
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    if cache_file.exists():
+        logger.info("Reusing cached embeddings %s", cache_file)
+    model.eval()
+
+    def embed(batch: dict) -> dict:
+        inputs = featurize([np.asarray(w, dtype=np.float32) for w in batch["input_values"]])
+        main = inputs.pop("input_values", None)
+        if main is None:
+            main = inputs.pop("input_features")
+        mask = inputs.pop("attention_mask", None)
+        hidden, frame_mask = model.layer_hidden_states(main, mask, **inputs)
+        return {"layer_embeddings": mean_pool(hidden, frame_mask).float().numpy()}
+
+    return windows.map(
+        embed,
+        batched=True,
+        batch_size=batch_size,
+        remove_columns=["input_values"],
+        cache_file_name=str(cache_file),
+        new_fingerprint=key,
+        desc="embed (frozen encoder)",
+    ).with_format("numpy")
+
+
+def clip_level(logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray):
+    """Average window logits per clip: returns `(clip_logits, clip_labels, clip_ids)` sorted by clip id."""
+    clips, inverse = np.unique(clip_index, return_inverse=True)
+    summed = np.zeros((clips.size, logits.shape[1]), dtype=np.float64)
+    np.add.at(summed, inverse, logits)
+    counts = np.bincount(inverse, minlength=clips.size)[:, None]
+    clip_labels = np.zeros(clips.size, dtype=np.int64)
+    clip_labels[inverse] = labels
+    return summed / counts, clip_labels, clips

@@ -1,0 +1,291 @@
+"""Train and evaluate a genre classifier: `accelerate launch train_genre.py --config configs/<run>.yaml [--flag value]`.
+
+Encoder modes: `frozen` (layer-wise embeddings computed once and cached; only the layer weighting and the head
+train), `unfrozen` (everything trains, with its own encoder learning rate) and `lora` (peft adapters + head).
+`output_dir` ends as a publishable model repo with `results.json`, plots and a model card.
+"""
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder
+from modeling_audiocap.analysis import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
+from modeling_audiocap.audio import cut_windows
+from modeling_audiocap.data.genre import load_genre_dataset
+from modeling_audiocap.data.synthetic import generate_music_set
+from modeling_audiocap.hub import package_versions, push_folder, render_genre_card
+from modeling_audiocap.metrics import load_metric
+from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
+from modeling_audiocap.training.lora import apply_lora
+
+logger = logging.getLogger("audiocap.train_genre")
+
+
+@dataclass
+class GenreArguments:
+    """The head and the labels."""
+
+    label_column_name: str = field(default="label", metadata={"help": "Column holding the genre."})
+    pooling: str = field(default="mean", metadata={"help": "mean | attention"})
+    head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head."})
+    head_dropout: float = field(default=0.2, metadata={"help": "Dropout in the head."})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "Epochs without improvement."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Start afresh instead of resuming from the last checkpoint in output_dir."}
+    )
+
+
+def load_data(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
+    if data_args.dataset_name == "builtin":
+        path = generate_music_set(
+            data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
+        )
+        return load_genre_dataset(str(path), label_column_name="genre", split_protocol=data_args.split_protocol, seed=seed)
+    return load_genre_dataset(
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        audio_column_name=data_args.audio_column_name,
+        label_column_name=genre_args.label_column_name,
+        split_protocol=data_args.split_protocol,
+        seed=seed,
+    )
+
+
+def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names):
+    resolved = resolve_encoder(enc_args.encoder_name_or_path, clap_output=enc_args.clap_output)
+    id2label = dict(enumerate(label_names))
+    config = AudioGenreConfig(
+        encoder=resolved.config,
+        id2label=id2label,
+        label2id={name: i for i, name in id2label.items()},
+        use_layer_weighting=enc_args.use_layer_weighting,
+        pooling=genre_args.pooling,
+        head_hidden_size=genre_args.head_hidden_size,
+        head_dropout=genre_args.head_dropout,
+        window_seconds=data_args.max_length_seconds,
+        sampling_rate=resolved.sampling_rate,
+        clap_output=enc_args.clap_output,
+    )
+    model = AudioEncoderForGenreClassification(config)
+    model.encoder = resolved.model
+    processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=data_args.max_length_seconds)
+    return model, processor
+
+
+def model_inputs(processor: AudioCapProcessor, waves: list[np.ndarray]) -> dict:
+    """The encoder's features for already decoded waveforms at its rate."""
+    return dict(processor.featurize(waves))
+
+
+class WaveformCollator:
+    """Unfrozen / LoRA batches: a random window of each clip (training) or fixed windows (evaluation)."""
+
+    def __init__(self, processor: AudioCapProcessor, window: int, seed: int):
+        self.processor = processor
+        self.window = window
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, rows: list[dict]) -> dict:
+        if "waveform" in rows[0]:
+            waves = [
+                cut_windows(torch.as_tensor(r["waveform"]), self.window, random_crop=True, generator=self.generator)[0]
+                for r in rows
+            ]
+        else:
+            waves = [np.asarray(r["input_values"], dtype=np.float32) for r in rows]
+        batch = model_inputs(self.processor, waves)
+        batch["labels"] = torch.tensor([r["label"] for r in rows])
+        return batch
+
+
+def embedding_collator(rows: list[dict]) -> dict:
+    """Frozen-mode batches from the embedding cache."""
+    return {
+        "layer_embeddings": torch.tensor(np.stack([r["layer_embeddings"] for r in rows]), dtype=torch.float32),
+        "labels": torch.tensor([r["label"] for r in rows]),
+    }
+
+
+def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray, label_names: list[str]) -> dict:
+    clip_logits, clip_labels, _ = clip_level(logits, labels, clip_index)
+    return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels, label_names=label_names)
+
+
+def main() -> None:
+    enc_args, genre_args, data_args, training_args = parse_with_config(
+        (EncoderArguments, GenreArguments, AudioDataArguments, TrainingArguments)
+    )
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    transformers.utils.logging.set_verbosity_warning()
+    set_seed(training_args.seed)
+    output_dir = Path(training_args.output_dir)
+
+    splits = load_data(data_args, genre_args, training_args.seed)
+    label_names = splits["train"].features["label"].names
+    model, processor = build_model(enc_args, genre_args, data_args, label_names)
+    rate = processor.sampling_rate
+    window = int(round(data_args.max_length_seconds * rate))
+
+    skipped: list[dict] = []
+    decoded, windows = {}, {}
+    with training_args.main_process_first(desc="prepare data"):
+        for split, ds in splits.items():
+            decoded[split], bad = decode_dataset(
+                ds, rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize
+            )
+            skipped += [{**b, "split": split} for b in bad]
+            windows[split] = window_dataset(decoded[split], window)
+
+    frozen = enc_args.encoder_mode == "frozen"
+    if frozen:
+        model.freeze_encoder()
+        with training_args.main_process_first(desc="embedding cache"):
+            windows = {
+                split: embed_windows(w, model, lambda waves: model_inputs(processor, waves), data_args.embedding_cache_dir,
+                                     enc_args.encoder_name_or_path, training_args.per_device_eval_batch_size)
+                for split, w in windows.items()
+            }
+        train_rows, collator = windows["train"], embedding_collator
+    else:
+        if enc_args.freeze_feature_encoder:
+            model.freeze_feature_encoder()
+        train_rows, collator = decoded["train"], WaveformCollator(processor, window, training_args.seed)
+
+    before = test_embeddings(model, windows["test"], collator, training_args)
+    train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout) if enc_args.encoder_mode == "lora" else model
+
+    metric = load_metric("genre_classification")
+    val_clips = np.asarray(windows["validation"]["clip_index"])
+
+    def compute_metrics(prediction) -> dict:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        result = clip_metrics(metric, logits, prediction.label_ids, val_clips, label_names)
+        return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
+
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["labels"]
+    if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
+        training_args.metric_for_best_model = "accuracy"
+    callbacks = []
+    if genre_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
+    trainer = Trainer(
+        model=train_model,
+        args=training_args,
+        train_dataset=train_rows,
+        eval_dataset=windows["validation"],
+        data_collator=collator,
+        compute_metrics=compute_metrics,
+        optimizers=(make_optimizer(train_model, enc_args, training_args), None),
+        callbacks=callbacks,
+    )
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and output_dir.is_dir() and not genre_args.overwrite_output_dir:
+        checkpoint = get_last_checkpoint(str(output_dir))
+        if checkpoint:
+            logger.info("Resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    if enc_args.encoder_mode == "lora":
+        model = trainer.model.merge_and_unload()
+        trainer.model = model
+    results = evaluate_splits(trainer, windows, metric, label_names)
+    if not trainer.is_world_process_zero():
+        return
+    after = test_embeddings(model, windows["test"], collator, training_args)
+    test_labels = clip_level(np.zeros((len(windows["test"]), 1)), np.asarray(windows["test"]["label"]),
+                             np.asarray(windows["test"]["clip_index"]))[1]
+    plots = [
+        plot_confusion_matrix(results["test"]["confusion_matrix"], label_names, output_dir / "confusion_matrix.png", "test"),
+        plot_pca({"before training": before, "after training": after}, test_labels, label_names, output_dir / "pca_test_embeddings.png"),
+        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png"),
+    ]
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    results.update(
+        encoder=enc_args.encoder_name_or_path,
+        encoder_mode=enc_args.encoder_mode,
+        num_layers=model.layer_weighting.num_layers if model.layer_weighting is not None else 1,
+        pooling=genre_args.pooling,
+        head_hidden_size=genre_args.head_hidden_size,
+        label_names=label_names,
+        dataset=data_args.dataset_name,
+        split_protocol=data_args.split_protocol,
+        split_sizes={split: len(ds) for split, ds in decoded.items()},
+        seed=training_args.seed,
+        window_seconds=data_args.max_length_seconds,
+        skipped_files=skipped,
+        cosine_before=mean_pairwise_cosine(before),
+        cosine_after=mean_pairwise_cosine(after),
+        test_accuracy=results["test"]["accuracy"],
+        plots=[p.name for p in plots],
+        hyperparameters={
+            "learning_rate": training_args.learning_rate,
+            "encoder_learning_rate": enc_args.encoder_learning_rate,
+            "epochs": training_args.num_train_epochs,
+            "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
+            "optimizer": str(training_args.optim),
+            "lora_r": enc_args.lora_r if enc_args.encoder_mode == "lora" else None,
+        },
+        config={"encoder": asdict(enc_args), "genre": asdict(genre_args), "data": asdict(data_args),
+                "training": training_args.to_dict()},
+        versions=package_versions(),
+    )
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    repo_id = training_args.hub_model_id or output_dir.name
+    render_genre_card(output_dir, results, repo_id)
+    logger.info("Test accuracy %.4f, macro-F1 %.4f; results in %s", results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
+    if training_args.push_to_hub:
+        push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
+
+
+def make_optimizer(model, enc_args: EncoderArguments, training_args: TrainingArguments) -> torch.optim.Optimizer:
+    """AdamW with the encoder in its own parameter group (its own learning rate)."""
+    encoder_lr = enc_args.encoder_learning_rate or training_args.learning_rate
+    encoder, rest = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (encoder if ".encoder." in f".{name}" and "lora_" not in name else rest).append(param)
+    groups = [{"params": rest, "lr": training_args.learning_rate}]
+    if encoder:
+        groups.append({"params": encoder, "lr": encoder_lr})
+    return torch.optim.AdamW(groups, lr=training_args.learning_rate, weight_decay=training_args.weight_decay)
+
+
+@torch.inference_mode()
+def test_embeddings(model, rows, collator, training_args: TrainingArguments) -> np.ndarray:
+    """Clip-level embeddings (mean over windows) of the test rows, in clip order."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(rows), training_args.per_device_eval_batch_size):
+        batch = collator([rows[i] for i in range(start, min(start + training_args.per_device_eval_batch_size, len(rows)))])
+        batch.pop("labels")
+        outputs.append(model(**{k: v.to(model.device) for k, v in batch.items()}).embeddings.float().cpu().numpy())
+    embeddings = np.concatenate(outputs)
+    return clip_level(embeddings, np.asarray(rows["label"]), np.asarray(rows["clip_index"]))[0]
+
+
+def evaluate_splits(trainer: Trainer, windows: dict, metric, label_names: list[str]) -> dict:
+    results = {}
+    for split in ("validation", "test"):
+        prediction = trainer.predict(windows[split], metric_key_prefix=split)
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        results[split] = clip_metrics(metric, logits, prediction.label_ids, np.asarray(windows[split]["clip_index"]), label_names)
+    return results
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
