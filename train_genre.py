@@ -28,6 +28,7 @@ from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
 from modeling_audiocap.training.lora import apply_lora
+from modeling_audiocap.training.optim import make_optimizer
 
 logger = logging.getLogger("audiocap.train_genre")
 
@@ -188,7 +189,7 @@ def main() -> None:
         eval_dataset=windows["validation"],
         data_collator=collator,
         compute_metrics=compute_metrics,
-        optimizers=(make_optimizer(train_model, enc_args, training_args), None),
+        optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,
     )
     checkpoint = training_args.resume_from_checkpoint
@@ -250,18 +251,6 @@ def main() -> None:
     if training_args.push_to_hub:
         push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
 
-
-def make_optimizer(model, enc_args: EncoderArguments, training_args: TrainingArguments) -> torch.optim.Optimizer:
-    """AdamW with the encoder in its own parameter group (its own learning rate)."""
-    encoder_lr = enc_args.encoder_learning_rate or training_args.learning_rate
-    encoder, rest = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (encoder if ".encoder." in f".{name}" and "lora_" not in name else rest).append(param)
-    groups = [{"params": rest, "lr": training_args.learning_rate}]
-    if encoder:
-        groups.append({"params": encoder, "lr": encoder_lr})
-    return torch.optim.AdamW(groups, lr=training_args.learning_rate, weight_decay=training_args.weight_decay)
 
 
 @torch.inference_mode()

@@ -39,6 +39,7 @@ from .modeling_scratch import (
     SpecLSTMModel,
 )
 from .processing_audiocap import AudioCapProcessor, average_windows
+from .pipelines import MusicCaptioningPipeline, register_music_captioning
 
 __version__ = "0.1.0"
 
@@ -67,6 +68,7 @@ def _register() -> None:
     AutoProcessor.register(AudioGenreConfig, AudioCapProcessor, exist_ok=True)
     AutoProcessor.register(AudioCaptionConfig, AudioCapProcessor, exist_ok=True)
     AudioCapProcessor.register_for_auto_class()
+    register_music_captioning()
 
 
 _register()

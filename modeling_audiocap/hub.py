@@ -23,13 +23,13 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
-    """Write `README.md` for a genre run from its `results.json` content; Hub metadata includes a model-index."""
-    dataset = results["dataset"]
+def _card_data(results: dict, repo_id: str, pipeline_tag: str, task_name: str, tags: list[str], metrics) -> ModelCardData:
+    """Hub metadata with a model-index built from the test split's `metrics` ((type, name, key) triples)."""
+    dataset, encoder = results["dataset"], results["encoder"]
     eval_results = [
         EvalResult(
-            task_type="audio-classification",
-            task_name="Genre classification",
+            task_type=pipeline_tag,
+            task_name=task_name,
             dataset_type=dataset,
             dataset_name=dataset,
             dataset_split="test",
@@ -37,24 +37,42 @@ def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
             metric_name=name,
             metric_value=round(results["test"][key], 4),
         )
-        for metric, name, key in (("accuracy", "Accuracy", "accuracy"), ("f1", "Macro F1", "macro_f1"))
+        for metric, name, key in metrics
     ]
-    card_data = ModelCardData(
+    return ModelCardData(
         model_name=repo_id.split("/")[-1],
         library_name="transformers",
-        pipeline_tag="audio-classification",
-        tags=["audiocap", "music", "genre-classification", results["encoder_mode"]],
-        base_model=results["encoder"] if not results["encoder"].startswith("audiocap/") and "/" in results["encoder"] else None,
+        pipeline_tag=pipeline_tag,
+        tags=["audiocap", "music", *tags, results["encoder_mode"]],
+        base_model=encoder if "/" in encoder and not encoder.startswith("audiocap/") and not Path(encoder).exists() else None,
         datasets=[dataset] if "/" in dataset and not Path(dataset).exists() else None,
-        metrics=["accuracy", "f1"],
+        metrics=[metric for metric, _, _ in metrics],
         eval_results=eval_results,
     )
+
+
+def _render(template: str, card_data: ModelCardData, output_dir: Path, results: dict, repo_id: str) -> Path:
     card = ModelCard.from_template(
-        card_data, template_path=str(TEMPLATES / "genre.md"), repo_id=repo_id, **{**results, "model_name": repo_id.split("/")[-1]}
+        card_data, template_path=str(TEMPLATES / template), **{**results, "repo_id": repo_id, "model_name": repo_id.split("/")[-1]}
     )
     path = Path(output_dir) / "README.md"
     card.save(path)
     return path
+
+
+def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
+    """Write `README.md` for a genre run from its `results.json` content; Hub metadata includes a model-index."""
+    metrics = (("accuracy", "Accuracy", "accuracy"), ("f1", "Macro F1", "macro_f1"))
+    card_data = _card_data(results, repo_id, "audio-classification", "Genre classification", ["genre-classification"], metrics)
+    return _render("genre.md", card_data, output_dir, results, repo_id)
+
+
+def render_caption_card(output_dir: Path, results: dict, repo_id: str) -> Path:
+    """Write `README.md` for a captioning run from its `results.json` content."""
+    metrics = (("cosine_similarity", "BERT similarity", "bert_similarity"), ("bleu", "BLEU-4", "bleu_4"),
+               ("rouge", "ROUGE-L", "rouge_l"))
+    card_data = _card_data(results, repo_id, "audio-text-to-text", "Music captioning", ["music-captioning"], metrics)
+    return _render("caption.md", card_data, output_dir, results, repo_id)
 
 
 def push_folder(output_dir: Path, repo_id: str, commit_message: str) -> bool:

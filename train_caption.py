@@ -1,0 +1,294 @@
+"""Train and evaluate a music captioner: `accelerate launch train_caption.py --config configs/<run>.yaml [--flag value]`.
+
+Audio encoder (frozen, unfrozen or LoRA) -> layer weighting -> time reduction -> Linear -> T5 (`t5-small` by
+default; `--text_model_name_or_path scratch` builds a small T5 and trains a tokenizer on the training captions).
+`output_dir` ends as a publishable model repo with `results.json` (metrics per split, sample captions), a model
+card and the `music-captioning` pipeline.
+"""
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import (
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    T5ForConditionalGeneration,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from modeling_audiocap import AudioCaptionConfig, AudioEncoderT5ForCaptioning, resolve_encoder
+from modeling_audiocap.audio import cut_windows
+from modeling_audiocap.data.captions import load_caption_dataset
+from modeling_audiocap.data.synthetic import generate_music_set
+from modeling_audiocap.hub import package_versions, push_folder, render_caption_card
+from modeling_audiocap.metrics import load_metric
+from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
+from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+from modeling_audiocap.training.genre_data import decode_dataset
+from modeling_audiocap.training.lora import apply_lora
+from modeling_audiocap.training.optim import make_optimizer
+from modeling_audiocap.training.text import small_t5_config, train_caption_tokenizer
+
+logger = logging.getLogger("audiocap.train_caption")
+SCRATCH = "scratch"
+# Attribute columns of the built-in set that the generated captions are checked against.
+BUILTIN_ATTRIBUTES = ("genre", "tempo_class", "mode", "instrument", "drums")
+
+
+@dataclass
+class CaptionArguments:
+    """The text side: T5, captions, connector and generation."""
+
+    text_model_name_or_path: str = field(
+        default="t5-small", metadata={"help": "Hub id or local dir of a T5; 'scratch' builds a small one."}
+    )
+    caption_column_name: str = field(default="caption", metadata={"help": "Column holding the captions."})
+    max_caption_tokens: int = field(default=64, metadata={"help": "Captions are cut to this many tokens."})
+    connector: str = field(default="t5_encoder", metadata={"help": "t5_encoder (reference) | cross_attention"})
+    time_reduction_stride: int = field(default=4, metadata={"help": "Frames averaged into one T5 input step."})
+    lora_text_model: bool = field(default=False, metadata={"help": "LoRA mode: put adapters on T5 too."})
+    scratch_vocab_size: int = field(default=1000, metadata={"help": "Scratch T5: tokenizer vocabulary size."})
+    scratch_d_model: int = field(default=128, metadata={"help": "Scratch T5: width."})
+    scratch_layers: int = field(default=2, metadata={"help": "Scratch T5: encoder and decoder layers."})
+    num_beams: int = field(default=1, metadata={"help": "Beam search width at evaluation."})
+    max_new_tokens: int = field(default=48, metadata={"help": "Longest generated caption."})
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "Forbid repeating n-grams (0: off)."})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "Generation repetition penalty."})
+    num_sample_captions: int = field(default=10, metadata={"help": "Generated vs reference captions to report."})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without improvement."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh instead of resuming."})
+
+
+def load_data(data_args: AudioDataArguments, cap_args: CaptionArguments, seed: int):
+    if data_args.dataset_name == "builtin":
+        path = generate_music_set(
+            data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
+        )
+        return load_caption_dataset(str(path), split_protocol=data_args.split_protocol, seed=seed)
+    return load_caption_dataset(
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        audio_column_name=data_args.audio_column_name,
+        caption_column_name=cap_args.caption_column_name,
+        split_protocol=data_args.split_protocol,
+        seed=seed,
+    )
+
+
+def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions):
+    """The captioner and its processor (feature extractor + tokenizer)."""
+    resolved = resolve_encoder(enc_args.encoder_name_or_path, clap_output=enc_args.clap_output)
+    if cap_args.text_model_name_or_path == SCRATCH:
+        tokenizer = train_caption_tokenizer(train_captions, cap_args.scratch_vocab_size)
+        t5 = T5ForConditionalGeneration(
+            small_t5_config(len(tokenizer), cap_args.scratch_d_model, cap_args.scratch_layers)
+        )
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(cap_args.text_model_name_or_path)
+        t5 = T5ForConditionalGeneration.from_pretrained(cap_args.text_model_name_or_path)
+    config = AudioCaptionConfig(
+        encoder=resolved.config,
+        text_config=t5.config,
+        connector=cap_args.connector,
+        time_reduction_stride=cap_args.time_reduction_stride,
+        use_layer_weighting=enc_args.use_layer_weighting,
+        sampling_rate=resolved.sampling_rate,
+        window_seconds=data_args.max_length_seconds,
+        clap_output=enc_args.clap_output,
+    )
+    model = AudioEncoderT5ForCaptioning(config)
+    model.encoder = resolved.model
+    model.t5 = t5
+    model.generation_config.update(
+        max_new_tokens=cap_args.max_new_tokens,
+        num_beams=cap_args.num_beams,
+        no_repeat_ngram_size=cap_args.no_repeat_ngram_size,
+        repetition_penalty=cap_args.repetition_penalty,
+    )
+    processor = AudioCapProcessor(
+        feature_extractor=resolved.feature_extractor, tokenizer=tokenizer, window_seconds=data_args.max_length_seconds
+    )
+    return model, processor
+
+
+class CaptionCollator:
+    """Audio windows (random crop in training, the first window otherwise) and tokenised captions as labels."""
+
+    def __init__(self, processor: AudioCapProcessor, window: int, max_tokens: int, seed: int):
+        self.processor = processor
+        self.window = window
+        self.max_tokens = max_tokens
+        self.generator = torch.Generator().manual_seed(seed)
+        self.training = True
+
+    def __call__(self, rows: list[dict]) -> dict:
+        waves = []
+        for row in rows:
+            wave = torch.as_tensor(row["waveform"])
+            crop = cut_windows(wave, self.window, random_crop=self.training, generator=self.generator)[0]
+            waves.append(crop[: min(wave.shape[0], self.window)])
+        batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
+        tokens = self.processor.tokenizer(
+            [str(r["caption"]) for r in rows], padding=True, truncation=True, max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        batch["labels"] = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
+        return batch
+
+
+class CaptionTrainer(Seq2SeqTrainer):
+    """Seq2SeqTrainer whose collator crops randomly only while training."""
+
+    def get_train_dataloader(self):
+        self.data_collator.training = True
+        return super().get_train_dataloader()
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        self.data_collator.training = False
+        return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        self.data_collator.training = False
+        return super().get_test_dataloader(test_dataset)
+
+
+def decode_captions(tokenizer, ids: np.ndarray) -> list[str]:
+    ids = np.where(ids < 0, tokenizer.pad_token_id, ids)
+    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def main() -> None:
+    enc_args, cap_args, data_args, training_args = parse_with_config(
+        (EncoderArguments, CaptionArguments, AudioDataArguments, Seq2SeqTrainingArguments)
+    )
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    transformers.utils.logging.set_verbosity_warning()
+    set_seed(training_args.seed)
+    output_dir = Path(training_args.output_dir)
+
+    splits = load_data(data_args, cap_args, training_args.seed)
+    model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
+    tokenizer = processor.tokenizer
+    window = int(round(data_args.max_length_seconds * processor.sampling_rate))
+
+    skipped, decoded = [], {}
+    with training_args.main_process_first(desc="prepare data"):
+        for split, ds in splits.items():
+            decoded[split], bad = decode_dataset(
+                ds, processor.sampling_rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize
+            )
+            skipped += [{**b, "split": split} for b in bad]
+
+    if enc_args.encoder_mode == "frozen":
+        model.freeze_encoder()
+    elif enc_args.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    train_model = model
+    if enc_args.encoder_mode == "lora":
+        train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout, cap_args.lora_text_model)
+
+    text_metric = load_metric("music_captioning")
+
+    def compute_metrics(prediction) -> dict:
+        predictions = decode_captions(tokenizer, prediction.predictions)
+        references = decode_captions(tokenizer, prediction.label_ids)
+        scores = text_metric.compute(predictions=predictions, references=references)
+        return {k: v for k, v in scores.items() if isinstance(v, float)}
+
+    training_args.remove_unused_columns = False
+    training_args.predict_with_generate = True
+    training_args.label_names = ["labels"]
+    callbacks = [EarlyStoppingCallback(cap_args.early_stopping_patience)] if cap_args.early_stopping_patience else []
+    trainer = CaptionTrainer(
+        model=train_model,
+        args=training_args,
+        train_dataset=decoded["train"],
+        eval_dataset=decoded["validation"],
+        data_collator=CaptionCollator(processor, window, cap_args.max_caption_tokens, training_args.seed),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
+        callbacks=callbacks,
+    )
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and output_dir.is_dir() and not cap_args.overwrite_output_dir:
+        checkpoint = get_last_checkpoint(str(output_dir))
+        if checkpoint:
+            logger.info("Resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    if enc_args.encoder_mode == "lora":
+        model = trainer.model.merge_and_unload()
+        trainer.model = model
+    results: dict = {}
+    samples: dict = {}
+    attribute_metric = load_metric("caption_attributes") if data_args.dataset_name == "builtin" else None
+    for split in ("validation", "test"):
+        prediction = trainer.predict(decoded[split], metric_key_prefix=split)
+        generated = decode_captions(tokenizer, prediction.predictions)
+        results[split] = text_metric.compute(predictions=generated, references=list(decoded[split]["caption"]))
+        if attribute_metric is not None:
+            columns = {a: list(decoded[split][a]) for a in BUILTIN_ATTRIBUTES}
+            references = [dict(zip(columns, values)) for values in zip(*columns.values())]
+            results[split].update(attribute_metric.compute(predictions=generated, references=references))
+        samples[split] = [
+            {"reference": str(ref), "generated": gen}
+            for ref, gen in list(zip(decoded[split]["caption"], generated))[: cap_args.num_sample_captions]
+        ]
+    if not trainer.is_world_process_zero():
+        return
+    register_music_captioning(model)
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    save_pipeline_code(output_dir)
+    results.update(
+        encoder=enc_args.encoder_name_or_path,
+        encoder_mode=enc_args.encoder_mode,
+        text_model=cap_args.text_model_name_or_path,
+        connector=cap_args.connector,
+        dataset=data_args.dataset_name,
+        split_protocol=data_args.split_protocol,
+        split_sizes={split: len(ds) for split, ds in decoded.items()},
+        seed=training_args.seed,
+        window_seconds=data_args.max_length_seconds,
+        skipped_files=skipped,
+        sample_captions=samples,
+        hyperparameters={
+            "learning_rate": training_args.learning_rate,
+            "encoder_learning_rate": enc_args.encoder_learning_rate,
+            "epochs": training_args.num_train_epochs,
+            "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
+            "time_reduction_stride": cap_args.time_reduction_stride,
+            "num_beams": cap_args.num_beams,
+            "max_new_tokens": cap_args.max_new_tokens,
+        },
+        config={"encoder": asdict(enc_args), "caption": asdict(cap_args), "data": asdict(data_args),
+                "training": training_args.to_dict()},
+        versions=package_versions(),
+    )
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    repo_id = training_args.hub_model_id or output_dir.name
+    render_caption_card(output_dir, results, repo_id)
+    logger.info("Test BERT similarity %.4f, BLEU-4 %.4f; results in %s",
+                results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
+    for sample in samples["test"]:
+        logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
+    if training_args.push_to_hub:
+        push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}")
+
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
