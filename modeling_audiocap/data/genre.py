@@ -2,9 +2,12 @@
 
 Sources: a Hub id (`datasets.load_dataset`), a folder with `metadata.csv` (`file_name` + label column, optional
 `split` column; the built-in music set is one), or an audiofolder tree `<root>/<label>/<clip>` (GTZAN's
-`genres/<genre>/<genre>.000NN.au` is one). Split protocols:
+`genres/<genre>/<genre>.000NN.au` is one), or an FMA root holding `fma_metadata/tracks.csv` and `fma_<subset>/`
+(`dataset_config_name` picks the subset: small, medium, large or full; see `modeling_audiocap.data.fma`). Split
+protocols:
 
-- `predefined`: the source's own splits (Hub splits, or the `split` column); falls back to `random` if it has none;
+- `predefined`: the source's own splits (Hub splits, the `split` column, FMA's official split); falls back to
+  `random` if it has none;
 - `random`: the reference paper's seeded, stratified 80/20 train/test, with validation carved from train;
 - `filtered`: GTZAN's fault-filtered, artist-aware 443/197/290 lists (as shipped in torchaudio.datasets.gtzan).
 """
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import datasets
 from sklearn.model_selection import train_test_split
+
+from .fma import find_fma_root, load_fma_root
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +98,15 @@ def load_genre_dataset(
     """Load a genre dataset with `train`, `validation` and `test` splits (see the module docstring)."""
     if split_protocol not in SPLIT_PROTOCOLS:
         raise ValueError(f"split_protocol must be one of {SPLIT_PROTOCOLS}, got {split_protocol!r}")
-    if os.path.isdir(dataset_name):
+    if os.path.isdir(dataset_name) and find_fma_root(dataset_name) is not None:
+        if split_protocol == "filtered":
+            raise ValueError(
+                "split_protocol 'filtered' is GTZAN's split; FMA takes 'predefined' (official) or 'random'"
+            )
+        official = load_fma_root(dataset_name, dataset_config_name)
+        whole = datasets.concatenate_datasets(list(official.values()))
+        splits = official if split_protocol == "predefined" else None
+    elif os.path.isdir(dataset_name):
         rows = _folder_rows(Path(dataset_name).absolute(), label_column_name)
         has_split = "split" in rows[0]
         whole = _from_rows(rows, label_column_name)
