@@ -159,6 +159,38 @@ CAPTION_TEMPLATES = (
     "an instrumental {genre} clip, {tempo} and in {mode}: {instrument} {drums}",
 )
 
+# Reading captions back (the caption_attributes metric): per attribute column, per value, the phrases that name that
+# value: the caption phrases above plus short keywords a captioner may use on their own. Matching is on lowercased
+# words (punctuation and hyphens separate words), longest phrase first, and a matched span is used only once, so
+# "rock backbeat" names a drum pattern, not the genre. Not used to write captions.
+CAPTION_ATTRIBUTES = ("genre", "tempo_class", "mode", "instrument", "drums")
+_ATTRIBUTE_KEYWORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "tempo_class": {"slow": ("slow",), "medium": ("medium",), "fast": ("fast",)},
+    "instrument": {
+        "saw_lead": ("saw", "sawtooth", "saw lead", "synth lead"),
+        "sine_pad": ("sine", "pad", "pads", "sine pad", "synth pad"),
+        "pluck": ("pluck", "plucked", "plucks"),
+        "organ": ("organ", "organs"),
+        "bell": ("bell", "bells", "chimes"),
+        "e_piano": ("piano", "electric piano", "e piano"),
+    },
+    "drums": {
+        "four_on_the_floor": ("four on the floor",),
+        "backbeat": ("backbeat", "rock backbeat"),
+        "swing_ride": ("ride", "ride cymbal", "swing", "swung", "swinging"),
+        "one_drop": ("one drop",),
+        "timpani": ("timpani",),
+        "none": ("no drums", "without drums", "no percussion", "without percussion"),
+    },
+}
+ATTRIBUTE_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "genre": {genre: (genre,) for genre in GENRES},
+    "tempo_class": {c: TEMPO_WORDS[c] + _ATTRIBUTE_KEYWORDS["tempo_class"][c] for c in TEMPO_WORDS},
+    "mode": {"major": ("major",), "minor": ("minor",)},
+    "instrument": {i: INSTRUMENT_PHRASES[i] + _ATTRIBUTE_KEYWORDS["instrument"][i] for i in INSTRUMENTS},
+    "drums": {d: DRUM_PHRASES[d] + _ATTRIBUTE_KEYWORDS["drums"][d] for d in DRUM_PATTERNS},
+}
+
 
 def tempo_class(bpm: float) -> str:
     """slow (< 90 BPM), medium (90-120) or fast (>= 120)."""
