@@ -1,0 +1,118 @@
+"""The HEAR API (Holistic Evaluation of Audio Representations) over any audiocap model or encoder.
+
+    from modeling_audiocap import hear
+    model = hear.load_model("runs/demo-genre")            # or "m-a-p/MERT-v1-95M", "audiocap/melcnn", a dir
+    scene = hear.get_scene_embeddings(audio, model)        # (n_sounds, scene_embedding_size)
+    frames, times_ms = hear.get_timestamp_embeddings(audio, model)
+
+`audio` is `(n_sounds, n_samples)` at `model.sample_rate`, in [-1, 1]. The embedding is the audiocap model's
+learned layer weighting of its encoder's layers (a plain encoder: the mean of its layers). Audio is cut into
+windows of `window_seconds`; waveform encoders and Whisper give one embedding per encoder frame, AST and CLAP (whose
+outputs are not a time sequence) one per window, stamped at the window's centre. Scene embeddings are the mean
+of the timestamp embeddings.
+"""
+
+import json
+import os
+
+import torch
+from torch import nn
+
+from .audio import window_starts
+from .encoders import resolve_encoder
+from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
+from .modeling_encoders import encode_layers, layer_width, num_layers
+from .processing_audiocap import AudioCapProcessor
+
+FRAMELESS_MODEL_TYPES = ("audio-spectrogram-transformer", "clap_audio_model")
+
+
+class HearModel(nn.Module):
+    """An encoder with its layer weighting and feature extractor, exposing the HEAR attributes."""
+
+    def __init__(self, encoder, encoder_config, processor: AudioCapProcessor, layer_weighting=None,
+                 clap_output: str = "projected", window_seconds: float = 10.0):
+        super().__init__()
+        self.encoder = encoder.eval()
+        self.encoder_config = encoder_config
+        self.processor = processor
+        self.layer_weighting = layer_weighting
+        self.clap_output = clap_output
+        self.window_seconds = window_seconds
+        self.sample_rate = processor.sampling_rate
+        self.scene_embedding_size = layer_width(encoder_config, clap_output)
+        self.timestamp_embedding_size = self.scene_embedding_size
+        self.frame_level = encoder_config.model_type not in FRAMELESS_MODEL_TYPES
+
+    def weigh(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`(B, L, T, D)` -> `(B, T, D)`."""
+        if self.layer_weighting is None:
+            return hidden.mean(dim=1)
+        return self.layer_weighting(hidden)
+
+    @torch.inference_mode()
+    def embed_window(self, wave: torch.Tensor) -> torch.Tensor:
+        """One window `(samples,)` -> frame embeddings `(T, D)` of its valid frames (one row for AST / CLAP)."""
+        features = self.processor.featurize([wave])
+        inputs = features.pop("input_values", None)
+        if inputs is None:
+            inputs = features.pop("input_features")
+        mask = features.pop("attention_mask", None)
+        hidden, frame_mask = encode_layers(self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features)
+        frames = self.weigh(hidden)[0]
+        if not self.frame_level:
+            return mean_pool(frames[None], None)
+        if frame_mask is not None:
+            frames = frames[frame_mask[0].bool()]
+        if self.encoder_config.model_type == "whisper":  # padded to 30 s: keep the frames that cover the audio
+            frames = frames[: max(1, round(frames.shape[0] * wave.shape[0] / (30 * self.sample_rate)))]
+        return frames
+
+
+def load_model(model_file_path: str = "m-a-p/MERT-v1-95M", window_seconds: float = 10.0) -> HearModel:
+    """A HEAR model from a saved audiocap model dir, or anything `resolve_encoder` takes (Hub id, dir, short name)."""
+    config_path = os.path.join(model_file_path, "config.json")
+    model_type = None
+    if os.path.isfile(config_path):
+        with open(config_path, encoding="utf-8") as f:
+            model_type = json.load(f).get("model_type")
+    if model_type in ("audiocap_genre", "audiocap_caption"):
+        cls = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
+        model = cls.from_pretrained(model_file_path).eval()
+        processor = AudioCapProcessor.from_pretrained(model_file_path)
+        return HearModel(model.encoder, model.config.encoder, processor, model.layer_weighting,
+                         model.config.clap_output, model.config.window_seconds or window_seconds)
+    resolved = resolve_encoder(model_file_path)
+    if num_layers(resolved.config) < 1:
+        raise ValueError(f"{model_file_path} has no hidden-state layers to embed")
+    return HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor),
+                     window_seconds=window_seconds)
+
+
+def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(n_sounds, n_samples)` -> embeddings `(n_sounds, n_timestamps, D)` and their centres in ms."""
+    if audio.dim() != 2:
+        raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
+    rate = model.sample_rate
+    window = max(1, int(round(model.window_seconds * rate)))
+    all_embeddings, all_times = [], []
+    for wave in audio.float().cpu():
+        embeddings, times = [], []
+        for start in window_starts(wave.shape[0], window):
+            chunk = wave[start : start + window]
+            frames = model.embed_window(chunk)
+            span_ms = 1000.0 * chunk.shape[0] / rate
+            centres = (torch.arange(frames.shape[0]) + 0.5) * span_ms / frames.shape[0] + 1000.0 * start / rate
+            keep = centres > (times[-1][-1] if times else -1.0)  # the end-aligned last window overlaps: no repeats
+            embeddings.append(frames[keep])
+            times.append(centres[keep])
+        all_embeddings.append(torch.cat(embeddings))
+        all_times.append(torch.cat(times))
+    length = min(e.shape[0] for e in all_embeddings)  # equal-length sounds give equal counts; trim otherwise
+    return torch.stack([e[:length] for e in all_embeddings]), torch.stack([t[:length] for t in all_times])
+
+
+def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
+    """`(n_sounds, n_samples)` -> `(n_sounds, scene_embedding_size)`: the mean over timestamp embeddings."""
+    embeddings, _ = get_timestamp_embeddings(audio, model)
+    return embeddings.mean(dim=1)
