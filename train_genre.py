@@ -29,6 +29,7 @@ from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArgu
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
+from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
 
 logger = logging.getLogger("audiocap.train_genre")
 
@@ -45,6 +46,10 @@ class GenreArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Start afresh instead of resuming from the last checkpoint in output_dir."}
     )
+    probe_layers: str | None = field(
+        default=None, metadata={"help": "Frozen mode: 'all' or '0,4,8' trains a probe per layer instead of the head."}
+    )
+    seeds: str | None = field(default=None, metadata={"help": "Probe sweep: comma-separated seeds (e.g. 0,1,2)."})
 
 
 def load_data(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
@@ -123,6 +128,53 @@ def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.
     return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels, label_names=label_names)
 
 
+def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
+    """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
+    window = int(round(data_args.max_length_seconds * processor.sampling_rate))
+    skipped: list[dict] = []
+    decoded, windows = {}, {}
+    with training_args.main_process_first(desc="prepare data"):
+        for split, ds in splits.items():
+            decoded[split], bad = decode_dataset(
+                ds, processor.sampling_rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize
+            )
+            skipped += [{**b, "split": split} for b in bad]
+            windows[split] = window_dataset(decoded[split], window)
+    if enc_args.encoder_mode == "frozen":
+        model.freeze_encoder()
+        with training_args.main_process_first(desc="embedding cache"):
+            windows = {
+                split: embed_windows(w, model, lambda waves: model_inputs(processor, waves), data_args.embedding_cache_dir,
+                                     enc_args.encoder_name_or_path, training_args.per_device_eval_batch_size)
+                for split, w in windows.items()
+            }
+    return decoded, windows, skipped
+
+
+def run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, num_labels: int) -> None:
+    """`--probe_layers`: a probe per layer and the learned weighting, over `--seeds`; table, plot and JSON."""
+    if enc_args.encoder_mode != "frozen":
+        raise ValueError("--probe_layers works on cached embeddings: use --encoder_mode frozen")
+    layers = None if genre_args.probe_layers == "all" else [int(x) for x in genre_args.probe_layers.split(",")]
+    seeds = [int(x) for x in genre_args.seeds.split(",")] if genre_args.seeds else [training_args.seed]
+    sweeps = []
+    for seed in seeds:
+        splits = load_data(data_args, genre_args, seed)
+        _, windows, _ = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
+        sweeps.append({"seed": seed, **probe_sweep(windows, num_labels, seed, layers)})
+    if not training_args.should_save:
+        return
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize_sweeps(sweeps)
+    table, plot = write_sweep_report(summary, seeds, output_dir)
+    report = {"encoder": enc_args.encoder_name_or_path, "dataset": data_args.dataset_name,
+              "split_protocol": data_args.split_protocol, "seeds": seeds, "summary": summary, "runs": sweeps,
+              "versions": package_versions()}
+    (output_dir / "probe_layers.json").write_text(json.dumps(report, indent=2, default=str))
+    logger.info("Probe sweep written to %s and %s:\n%s", table, plot, table.read_text())
+
+
 def main() -> None:
     enc_args, genre_args, data_args, training_args = parse_with_config(
         (EncoderArguments, GenreArguments, AudioDataArguments, TrainingArguments)
@@ -136,28 +188,13 @@ def main() -> None:
     splits = load_data(data_args, genre_args, training_args.seed)
     label_names = splits["train"].features["label"].names
     model, processor = build_model(enc_args, genre_args, data_args, label_names)
-    rate = processor.sampling_rate
-    window = int(round(data_args.max_length_seconds * rate))
+    window = int(round(data_args.max_length_seconds * processor.sampling_rate))
+    if genre_args.probe_layers:
+        run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, len(label_names))
+        return
 
-    skipped: list[dict] = []
-    decoded, windows = {}, {}
-    with training_args.main_process_first(desc="prepare data"):
-        for split, ds in splits.items():
-            decoded[split], bad = decode_dataset(
-                ds, rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize
-            )
-            skipped += [{**b, "split": split} for b in bad]
-            windows[split] = window_dataset(decoded[split], window)
-
-    frozen = enc_args.encoder_mode == "frozen"
-    if frozen:
-        model.freeze_encoder()
-        with training_args.main_process_first(desc="embedding cache"):
-            windows = {
-                split: embed_windows(w, model, lambda waves: model_inputs(processor, waves), data_args.embedding_cache_dir,
-                                     enc_args.encoder_name_or_path, training_args.per_device_eval_batch_size)
-                for split, w in windows.items()
-            }
+    decoded, windows, skipped = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
+    if enc_args.encoder_mode == "frozen":
         train_rows, collator = windows["train"], embedding_collator
     else:
         if enc_args.freeze_feature_encoder:

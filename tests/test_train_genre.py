@@ -104,3 +104,23 @@ def test_two_cpu_processes_count_every_clip_once(tmp_path, encoder_dir, data_dir
     for split in ("validation", "test"):
         assert sum(map(sum, results[split]["confusion_matrix"])) == results["split_sizes"][split]
     assert results["split_sizes"] == {"train": 24, "validation": 6, "test": 6}
+
+
+def test_probe_sweep_reports_every_layer_over_seeds(tmp_path, encoder_dir, data_dir):
+    out = tmp_path / "sweep"
+    args = [
+        sys.executable, str(ROOT / "train_genre.py"), "--encoder_name_or_path", str(encoder_dir),
+        "--encoder_mode", "frozen", "--probe_layers", "all", "--seeds", "0,1", "--split_protocol", "random",
+        "--dataset_name", "builtin", "--builtin_dir", str(data_dir / "set10"), "--builtin_clips_per_genre", "10",
+        "--builtin_seconds", "1.0", "--max_length_seconds", "1.0", "--embedding_cache_dir", str(data_dir / "cache"),
+        "--output_dir", str(out), "--report_to", "none",
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads((out / "probe_layers.json").read_text())
+    assert report["seeds"] == [0, 1] and len(report["runs"]) == 2
+    assert set(report["summary"]) == {"0", "1", "2", "weighted"}  # tiny encoder: 2 layers + feature projection
+    for row in report["summary"].values():
+        assert 0.0 <= row["test_mean"] <= 1.0 and row["test_std"] >= 0.0
+    assert len(report["runs"][0]["weighted"]["layer_weights"]) == 3
+    assert (out / "probe_layers.png").exists() and "| weighted |" in (out / "probe_layers.md").read_text()
