@@ -207,6 +207,7 @@ def main() -> None:
         return {k: v for k, v in scores.items() if isinstance(v, float)}
 
     training_args.remove_unused_columns = False
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by us
     training_args.predict_with_generate = True
     training_args.label_names = ["labels"]
     callbacks = [EarlyStoppingCallback(cap_args.early_stopping_patience)] if cap_args.early_stopping_patience else []
@@ -284,7 +285,7 @@ def main() -> None:
                 results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
     for sample in samples["test"]:
         logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
-    if training_args.push_to_hub:
+    if push_to_hub:
         push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}")
 
 

@@ -213,6 +213,7 @@ def main() -> None:
         return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
 
     training_args.remove_unused_columns = False
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by us
     training_args.label_names = ["labels"]
     if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
         training_args.metric_for_best_model = "accuracy"
@@ -285,7 +286,7 @@ def main() -> None:
     repo_id = training_args.hub_model_id or output_dir.name
     render_genre_card(output_dir, results, repo_id)
     logger.info("Test accuracy %.4f, macro-F1 %.4f; results in %s", results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
-    if training_args.push_to_hub:
+    if push_to_hub:
         push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
 
 

@@ -124,3 +124,19 @@ def test_probe_sweep_reports_every_layer_over_seeds(tmp_path, encoder_dir, data_
         assert 0.0 <= row["test_mean"] <= 1.0 and row["test_std"] >= 0.0
     assert len(report["runs"][0]["weighted"]["layer_weights"]) == 3
     assert (out / "probe_layers.png").exists() and "| weighted |" in (out / "probe_layers.md").read_text()
+
+
+def test_interrupted_run_resumes_and_failed_push_keeps_the_result(tmp_path, encoder_dir, data_dir):
+    out, _ = run_train(tmp_path, encoder_dir, data_dir, "frozen")
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert checkpoints, "a checkpoint is kept each epoch"
+    steps_done = int(checkpoints[-1].name.split("-")[1])
+    # Train further in the same output_dir: it resumes from the last checkpoint instead of starting over, and the
+    # Hub push fails (offline) without losing the local result.
+    out, proc = run_train(tmp_path, encoder_dir, data_dir, "frozen", "--num_train_epochs", "3", "--push_to_hub", "true",
+                          "--hub_model_id", "someone/audiocap-test")
+    assert f"Resuming from {checkpoints[-1]}" in proc.stderr
+    state = json.loads((sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1] / "trainer_state.json").read_text())
+    assert state["global_step"] == steps_done * 3 // 2
+    assert "Could not push" in proc.stderr and "hf upload someone/audiocap-test" in proc.stderr
+    assert (out / "results.json").exists() and (out / "model.safetensors").exists()
