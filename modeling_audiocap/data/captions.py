@@ -1,8 +1,9 @@
 """Captioning datasets as a `DatasetDict` (`train` / `validation` / `test`) with `audio` and `caption` columns.
 
-Sources: a Hub id, or a folder with `metadata.csv` (`file_name`, a caption column, optional `split`; every other
-column is kept, e.g. the built-in set's attributes). Without predefined splits, a seeded random 70/10/20 split
-(the reference protocol) is made.
+Sources: a Hub id; a MusicCaps folder (`musiccaps-public.csv` beside the clips that `prepare_musiccaps` fetched;
+`--split_protocol random` is the reference's 70/10/20, `official` uses `is_audioset_eval`); or a folder with
+`metadata.csv` (`file_name`, a caption column, optional `split`; every other column is kept, e.g. the built-in
+set's attributes). Without predefined splits, a seeded random 70/10/20 split (the reference protocol) is made.
 """
 
 import csv
@@ -13,9 +14,12 @@ from pathlib import Path
 import datasets
 from sklearn.model_selection import train_test_split
 
+from .musiccaps import load_musiccaps
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+MUSICCAPS_CSV = "musiccaps-public.csv"
 
 
 def _from_metadata(root: Path, caption_column: str) -> datasets.Dataset:
@@ -49,9 +53,15 @@ def load_caption_dataset(
     seed: int = 0,
 ) -> datasets.DatasetDict:
     """Load a captioning dataset with `train`, `validation` and `test` splits."""
-    if split_protocol not in ("predefined", "random"):
-        raise ValueError(f"split_protocol must be predefined or random for captioning, got {split_protocol!r}")
-    if os.path.isdir(dataset_name):
+    if split_protocol not in ("predefined", "random", "official"):
+        raise ValueError(f"split_protocol must be predefined, random or official, got {split_protocol!r}")
+    musiccaps_csv = Path(dataset_name) / MUSICCAPS_CSV
+    if musiccaps_csv.is_file():
+        protocol = "official" if split_protocol == "official" else "random"
+        splits = load_musiccaps(musiccaps_csv, Path(dataset_name), split_protocol=protocol, seed=seed)
+    elif split_protocol == "official":
+        raise ValueError(f"split_protocol 'official' is MusicCaps' split; {dataset_name} has no {MUSICCAPS_CSV}")
+    elif os.path.isdir(dataset_name):
         whole = _from_metadata(Path(dataset_name).absolute(), caption_column_name)
         splits = None
         if split_protocol == "predefined" and "split" in whole.column_names:

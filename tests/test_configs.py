@@ -1,0 +1,42 @@
+"""Every shipped run config parses into the training scripts' arguments."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from transformers import Seq2SeqTrainingArguments, TrainingArguments
+
+from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_config_parses(path, tmp_path):
+    if path.startswith(("musiccaps", "demo-caption")):
+        dataclasses = (EncoderArguments, script("train_caption").CaptionArguments, AudioDataArguments,
+                       Seq2SeqTrainingArguments)
+    elif path.startswith(("gtzan", "demo.yaml")):
+        dataclasses = (EncoderArguments, script("train_genre").GenreArguments, AudioDataArguments, TrainingArguments)
+    else:
+        pytest.skip(f"{path} is not a genre or captioning run")
+    parsed = parse_with_config(dataclasses, ["--config", str(ROOT / "configs" / path), "--output_dir", str(tmp_path)])
+    assert parsed[0].encoder_name_or_path and parsed[-1].output_dir == str(tmp_path)
+
+
+def test_command_line_overrides_the_config(tmp_path):
+    genre = script("train_genre")
+    enc, _, data, training = parse_with_config(
+        (EncoderArguments, genre.GenreArguments, AudioDataArguments, TrainingArguments),
+        ["--config", str(ROOT / "configs" / "gtzan-mert-frozen.yaml"), "--learning_rate", "3e-4",
+         "--split_protocol", "filtered"],
+    )
+    assert training.learning_rate == 3e-4 and data.split_protocol == "filtered"
+    assert enc.encoder_name_or_path == "m-a-p/MERT-v1-95M" and training.num_train_epochs == 10
