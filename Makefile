@@ -31,7 +31,9 @@ ffmpeg:
 
 demo: $(STAMP) ffmpeg
 	$(PY) train_genre.py --config configs/demo.yaml
-	$(PY) -m modeling_audiocap.demo --model_dir runs/demo-genre --data_dir runs/data/music-set
+	$(PY) train_caption.py --config configs/demo-caption.yaml
+	$(PY) -m modeling_audiocap.demo --model_dir runs/demo-genre --caption_model_dir runs/demo-caption \
+	  --data_dir runs/data/music-set
 
 test: $(STAMP) ffmpeg
 	$(PY) -m pytest -q tests
