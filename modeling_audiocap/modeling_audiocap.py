@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, T5ForConditionalGeneration
+from transformers import GenerationConfig, PreTrainedModel, T5ForConditionalGeneration
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
@@ -261,6 +261,21 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         model.encoder = resolved.model
         model.t5 = t5
         return model
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """`generate()` delegates to T5; saying so makes `save_pretrained` write `generation_config.json`."""
+        return True
+
+    def adjust_generation_fn(self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs):
+        """Called by `from_pretrained`: restore the saved generation settings (beams, lengths, ...) into T5."""
+        if generation_config is None:
+            hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token") if k in kwargs}
+            try:
+                generation_config = GenerationConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            except OSError:
+                return
+        self.generation_config = generation_config
 
     @property
     def generation_config(self):
