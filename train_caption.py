@@ -10,25 +10,20 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     T5ForConditionalGeneration,
-    set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_audiocap import AudioCaptionConfig, AudioEncoderT5ForCaptioning, resolve_encoder
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.captions import load_caption_dataset
-from modeling_audiocap.data.synthetic import generate_music_set
 from modeling_audiocap.hub import package_versions, push_folder, render_caption_card
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
@@ -37,6 +32,7 @@ from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArgu
 from modeling_audiocap.training.genre_data import decode_dataset
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
+from modeling_audiocap.training.runs import builtin_set, start_run, train_resuming, trained_model
 from modeling_audiocap.training.text import small_t5_config, train_caption_tokenizer
 
 logger = logging.getLogger("audiocap.train_caption")
@@ -71,9 +67,7 @@ class CaptionArguments:
 
 def load_data(data_args: AudioDataArguments, cap_args: CaptionArguments, seed: int):
     if data_args.dataset_name == "builtin":
-        path = generate_music_set(
-            data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
-        )
+        path = builtin_set(data_args)
         return load_caption_dataset(str(path), split_protocol=data_args.split_protocol, seed=seed)
     return load_caption_dataset(
         data_args.dataset_name,
@@ -171,11 +165,7 @@ def main() -> None:
     enc_args, cap_args, data_args, training_args = parse_with_config(
         (EncoderArguments, CaptionArguments, AudioDataArguments, Seq2SeqTrainingArguments)
     )
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    transformers.utils.logging.set_verbosity_warning()
-    set_seed(training_args.seed)
-    output_dir = Path(training_args.output_dir)
+    output_dir = start_run(training_args)
 
     splits = load_data(data_args, cap_args, training_args.seed)
     model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
@@ -222,16 +212,9 @@ def main() -> None:
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,
     )
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None and output_dir.is_dir() and not cap_args.overwrite_output_dir:
-        checkpoint = get_last_checkpoint(str(output_dir))
-        if checkpoint:
-            logger.info("Resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    train_resuming(trainer, cap_args.overwrite_output_dir)
 
-    if enc_args.encoder_mode == "lora":
-        model = trainer.model.merge_and_unload()
-        trainer.model = model
+    model = trained_model(trainer, enc_args.encoder_mode)
     results: dict = {}
     samples: dict = {}
     attribute_metric = load_metric("caption_attributes") if data_args.dataset_name == "builtin" else None

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder
 from modeling_audiocap.analysis import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.genre import load_genre_dataset
-from modeling_audiocap.data.synthetic import generate_music_set
 from modeling_audiocap.hub import package_versions, push_folder, render_genre_card
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
@@ -29,6 +26,7 @@ from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArgu
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
+from modeling_audiocap.training.runs import builtin_set, start_run, train_resuming, trained_model
 from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
 
 logger = logging.getLogger("audiocap.train_genre")
@@ -54,9 +52,7 @@ class GenreArguments:
 
 def load_data(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
     if data_args.dataset_name == "builtin":
-        path = generate_music_set(
-            data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
-        )
+        path = builtin_set(data_args)
         return load_genre_dataset(str(path), label_column_name="genre", split_protocol=data_args.split_protocol, seed=seed)
     return load_genre_dataset(
         data_args.dataset_name,
@@ -179,11 +175,7 @@ def main() -> None:
     enc_args, genre_args, data_args, training_args = parse_with_config(
         (EncoderArguments, GenreArguments, AudioDataArguments, TrainingArguments)
     )
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    transformers.utils.logging.set_verbosity_warning()
-    set_seed(training_args.seed)
-    output_dir = Path(training_args.output_dir)
+    output_dir = start_run(training_args)
 
     splits = load_data(data_args, genre_args, training_args.seed)
     label_names = splits["train"].features["label"].names
@@ -230,16 +222,9 @@ def main() -> None:
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,
     )
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None and output_dir.is_dir() and not genre_args.overwrite_output_dir:
-        checkpoint = get_last_checkpoint(str(output_dir))
-        if checkpoint:
-            logger.info("Resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    train_resuming(trainer, genre_args.overwrite_output_dir)
 
-    if enc_args.encoder_mode == "lora":
-        model = trainer.model.merge_and_unload()
-        trainer.model = model
+    model = trained_model(trainer, enc_args.encoder_mode)
     results = evaluate_splits(trainer, windows, metric, label_names)
     if not trainer.is_world_process_zero():
         return

@@ -40,6 +40,7 @@ from .modeling_scratch import (
 )
 from .processing_audiocap import AudioCapProcessor, average_windows
 from .pipelines import MusicCaptioningPipeline, register_music_captioning
+from .embedding import extract_embeddings
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,7 @@ _register()
 
 __all__ = [
     "AudioCapProcessor",
+    "MusicCaptioningPipeline",
     "AudioCaptionConfig",
     "AudioDecodingError",
     "AudioEncoderForGenreClassification",
@@ -96,6 +98,7 @@ __all__ = [
     "SpecLSTMModel",
     "average_windows",
     "cut_windows",
+    "extract_embeddings",
     "load_audio",
     "load_mert_pretrained",
     "mean_pool",

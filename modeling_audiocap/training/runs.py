@@ -1,0 +1,49 @@
+"""Steps every training script shares: logging and seeding, the built-in set, resuming, unwrapping LoRA."""
+
+import logging
+from pathlib import Path
+
+import transformers
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..data.synthetic import generate_music_set
+from .arguments import AudioDataArguments
+
+logger = logging.getLogger(__name__)
+
+
+def start_run(training_args: TrainingArguments) -> Path:
+    """Log on the main process, quiet transformers, seed everything; returns `output_dir`."""
+    logging.basicConfig(
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    transformers.utils.logging.set_verbosity_warning()
+    set_seed(training_args.seed)
+    return Path(training_args.output_dir)
+
+
+def builtin_set(data_args: AudioDataArguments) -> Path:
+    """Write (or reuse) the built-in music set with the run's settings."""
+    return generate_music_set(
+        data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
+    )
+
+
+def train_resuming(trainer: Trainer, overwrite_output_dir: bool) -> None:
+    """Train, continuing from `--resume_from_checkpoint` or else the last checkpoint in `output_dir`."""
+    checkpoint = trainer.args.resume_from_checkpoint
+    output_dir = Path(trainer.args.output_dir)
+    if checkpoint is None and output_dir.is_dir() and not overwrite_output_dir:
+        checkpoint = get_last_checkpoint(str(output_dir))
+        if checkpoint:
+            logger.info("Resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def trained_model(trainer: Trainer, encoder_mode: str):
+    """The model to evaluate and publish: LoRA adapters are merged into a plain model."""
+    if encoder_mode == "lora":
+        trainer.model = trainer.model.merge_and_unload()
+    return trainer.model
