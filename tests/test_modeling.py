@@ -131,3 +131,32 @@ def test_captioner_trains_generates_and_round_trips(family, connector, tmp_path)
     assert_same_state(model, loaded)
     assert (loaded.generation_config.max_new_tokens, loaded.generation_config.num_beams) == (7, 3)
     torch.testing.assert_close(loaded.generate(**batch, max_new_tokens=5, num_beams=2, do_sample=False), generated)
+
+
+def test_from_encoder_decoder_pretrained_loads_both_parts_from_local_dirs(tmp_path):
+    from transformers import T5ForConditionalGeneration
+
+    resolved = resolve_encoder(tiny_encoder_config("hubert"))
+    resolved.model.save_pretrained(tmp_path / "encoder")
+    resolved.feature_extractor.save_pretrained(tmp_path / "encoder")
+    t5 = T5ForConditionalGeneration(tiny_t5_config())
+    t5.save_pretrained(tmp_path / "t5")
+    model = AudioEncoderT5ForCaptioning.from_encoder_decoder_pretrained(
+        str(tmp_path / "encoder"), str(tmp_path / "t5"), connector="cross_attention", time_reduction_stride=3
+    )
+    assert_same_state(resolved.model, model.encoder)
+    assert_same_state(t5, model.t5)
+    assert model.config.connector == "cross_attention" and model.config.time_reduction_stride == 3
+
+
+def test_freezing_modes():
+    model, _ = genre_model("wav2vec2")
+    model.freeze_feature_encoder()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith("encoder.feature_extractor.") for n in frozen)
+    model.freeze_encoder()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and not any(n.startswith("encoder.") for n in trainable)
+    clap, _ = genre_model("clap")
+    with pytest.raises(ValueError, match="no convolutional feature encoder"):
+        clap.freeze_feature_encoder()
