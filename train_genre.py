@@ -132,7 +132,8 @@ def prepare_splits(splits, model, processor, enc_args, data_args, training_args)
     with training_args.main_process_first(desc="prepare data"):
         for split, ds in splits.items():
             decoded[split], bad = decode_dataset(
-                ds, processor.sampling_rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize
+                ds, processor.sampling_rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize,
+                cache_dir=data_args.decoded_cache_dir,
             )
             skipped += [{**b, "split": split} for b in bad]
             windows[split] = window_dataset(decoded[split], window)

@@ -99,3 +99,20 @@ def test_windows_cover_each_clip_and_clip_logits_are_window_means(tmp_path):
     clip_logits, clip_labels, clips = clip_level(logits, np.asarray(rows["label"]), np.asarray(rows["clip_index"]))
     for k, clip in enumerate(clips):
         np.testing.assert_allclose(clip_logits[k], logits[np.asarray(rows["clip_index"]) == clip].mean(0))
+
+
+def test_decoded_audio_is_cached_on_disk_and_refreshed_when_a_file_changes(tmp_path):
+    write_wav(tmp_path / "a.wav", seconds=0.3)
+    write_wav(tmp_path / "b.wav", seconds=0.2)
+    ds = audio_dataset([tmp_path / "a.wav", tmp_path / "b.wav"], [0, 1])
+    first, _ = decode_dataset(ds, 16000, cache_dir=tmp_path / "cache")
+    cached = list((tmp_path / "cache").glob("decoded-*.arrow"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    again, _ = decode_dataset(audio_dataset([tmp_path / "a.wav", tmp_path / "b.wav"], [0, 1]), 16000, cache_dir=tmp_path / "cache")
+    assert cached[0].stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again[0]["waveform"], first[0]["waveform"])
+    write_wav(tmp_path / "b.wav", seconds=0.4, freq=880.0)  # the file changes: decoded again
+    changed, _ = decode_dataset(audio_dataset([tmp_path / "a.wav", tmp_path / "b.wav"], [0, 1]), 16000, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("decoded-*.arrow"))) == 2
+    assert len(changed[1]["waveform"]) == 6400

@@ -50,6 +50,9 @@ class AudioDataArguments:
     embedding_cache_dir: str = field(
         default="runs/cache/embeddings", metadata={"help": "Frozen mode: where layer-wise embeddings are cached."}
     )
+    decoded_cache_dir: str | None = field(
+        default="runs/cache/decoded", metadata={"help": "Where decoded, resampled audio is kept for later runs."}
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
 
 

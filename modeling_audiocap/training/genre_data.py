@@ -6,6 +6,7 @@ Rows carry `clip_index` so that window-level predictions are averaged back into 
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,16 +26,29 @@ def _audio_name(value) -> str:
     return str(value)
 
 
+def decoded_cache_key(dataset: datasets.Dataset, sampling_rate: int, normalize: bool) -> str:
+    """Key of a decoded copy: the rows, each local file's size and modification time, and the preprocessing."""
+    files = []
+    for value in dataset.select_columns("audio").cast_column("audio", datasets.Audio(decode=False))["audio"]:
+        path = value.get("path") if isinstance(value, dict) else None
+        stat = os.stat(path) if path and os.path.isfile(path) else None
+        files.append((path, stat.st_size, stat.st_mtime_ns) if stat else (path, None, None))
+    payload = json.dumps([dataset._fingerprint, files, sampling_rate, normalize], default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
 def decode_dataset(
     dataset: datasets.Dataset,
     sampling_rate: int,
     num_proc: int | None = None,
     desc: str = "decode",
     normalize: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> tuple[datasets.Dataset, list[dict[str, str]]]:
     """Decode, downmix and resample every clip (peak-normalise it with `normalize`) into a `waveform` column.
 
     Use the processor's own `normalize` setting, so that training sees what inference on the saved model sees.
+    With `cache_dir`, the decoded copy is kept there (keyed by `decoded_cache_key`) and reused by later runs.
 
     Files that fail to decode are dropped and returned as `[{"file": ..., "error": ...}]`; nothing else is lost.
     """
@@ -51,8 +65,14 @@ def decode_dataset(
                 errors.append(str(err))
         return {"waveform": waves, "decode_error": errors, "clip_index": indices}
 
+    cache = {}
+    if cache_dir is not None:
+        key = decoded_cache_key(dataset, sampling_rate, normalize)
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        cache = {"cache_file_name": str(Path(cache_dir) / f"decoded-{key}.arrow"), "new_fingerprint": key}
     decoded = dataset.map(
-        decode, batched=True, batch_size=16, with_indices=True, num_proc=num_proc, desc=f"{desc} @ {sampling_rate} Hz"
+        decode, batched=True, batch_size=16, with_indices=True, num_proc=num_proc, desc=f"{desc} @ {sampling_rate} Hz",
+        **cache,
     )
     errors = decoded["decode_error"]
     skipped = [
