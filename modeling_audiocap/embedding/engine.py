@@ -1,0 +1,665 @@
+"""`extract_embeddings`: layer-wise embeddings of many tracks, exact, resumable and fast.
+
+Pipeline (one process; `accelerate launch` runs several, each on its own shards):
+
+    list clips (folder / files / dataset)  ->  shards of `shard_size` clips
+    DataLoader workers: decode each track block by block (`stream.iter_windows`), cut windows, featurise them
+    main loop: bucket windows by input shape (equal length: no padding), run full batches through the encoder
+               (`runtime.LayerEmbedder`: inference mode, weight norm folded, bf16 autocast where fast), pool layers
+    a shard is written (atomically) as soon as all its clips are done; at the end the shards form one `datasets`
+    dataset in `output_dir` (the `save_to_disk` layout: `datasets.load_from_disk(output_dir)` reads it).
+
+Exact: a window is never padded, so a batch gives what each window gives alone (group-norm feature extractors
+normalise over the padding, and would not). Windows are cut as everywhere in audiocap (`audio.window_starts`): back
+to back (or every `hop_seconds`), the last one aligned to the end of the track, a track shorter than a window is one
+short window, batched with windows of the same length or alone.
+
+Resumable: `output_dir/.audiocap-embed/plan.json` records the settings and the input list; each finished shard has
+its Arrow file (written under a temporary name, then renamed) and a marker. A re-run with the same settings skips
+finished shards; files that cannot be decoded are skipped, logged and listed in `output_dir/skipped.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..audio import AudioDecodingError
+from ..modeling_encoders import is_waveform_encoder, layer_width
+from ..processing_audiocap import AudioCapProcessor
+from .runtime import POOLINGS, LayerEmbedder, LoadedEncoder, choose_dtype, load_encoder, resolve_layers
+from .sources import Clip, list_clips
+from .stream import iter_windows
+
+if TYPE_CHECKING:  # `datasets` is imported when needed: `import modeling_audiocap` stays fast
+    import datasets
+
+logger = logging.getLogger(__name__)
+
+WORK_DIR = ".audiocap-embed"
+STATE_FILE = "state.json"
+INFO_FILE = "dataset_info.json"
+SKIPPED_FILE = "skipped.json"
+CONFIG_FILE = "embedding_config.json"
+DEFAULT_SHARD_SIZE = 256
+
+
+class ExtractionInterrupted(RuntimeError):
+    """Raised by the `_stop_after_shards` test hook, as if the run were killed after that many shards."""
+
+
+# -- output format -------------------------------------------------------------------------------------------------
+
+
+def output_features(num_layers: int, width: int, pooling: str) -> datasets.Features:
+    """Columns: `id`, `path`, `duration` (seconds), `window_starts` (seconds), `embeddings`: `(windows, layers, width)`
+    float32 for `"mean"` (width doubled, mean then std, for `"mean+std"`), `(windows, layers, frames, width)` for
+    `"frames"`."""
+    import datasets
+
+    if pooling == "frames":
+        embeddings = datasets.List(datasets.List(datasets.List(datasets.List(datasets.Value("float32")))))
+    else:
+        embeddings = datasets.Array3D(shape=(None, num_layers, width), dtype="float32")
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "path": datasets.Value("string"),
+            "duration": datasets.Value("float64"),
+            "window_starts": datasets.List(datasets.Value("float64")),
+            "embeddings": embeddings,
+        }
+    )
+
+
+def shard_file_name(index: int, num_shards: int) -> str:
+    return f"data-{index:05d}-of-{num_shards:05d}.arrow"
+
+
+def _atomic_write_json(path: Path, value: Any, sort_keys: bool = True) -> None:
+    """Write JSON under a temporary name, then rename it: readers see the old file or the whole new one."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=sort_keys, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# -- processes -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Processes:
+    rank: int
+    world: int
+    device: torch.device
+    barrier: Callable[[], None]
+
+
+def _processes(device: str | torch.device | None) -> _Processes:
+    """This process's rank among those `accelerate launch` (or torchrun) started, and its device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=device is not None and torch.device(device).type == "cpu")
+        return _Processes(
+            state.process_index, state.num_processes, torch.device(device) if device else state.device,
+            state.wait_for_everyone,
+        )
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return _Processes(0, 1, torch.device(device), lambda: None)
+
+
+def default_num_workers(device: torch.device) -> int:
+    """Decoding workers: on a GPU machine enough to keep it fed; on a CPU, where decoding takes the encoder's cores,
+    a few only when there are cores to spare (decoding is ~1 % of a transformer encoder's CPU time)."""
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(8, cores - 1))
+    return min(2, max(0, cores // 4))
+
+
+# -- decoding workers ----------------------------------------------------------------------------------------------
+
+
+def _identity(item):
+    return item
+
+
+def min_input_samples(loaded: LoadedEncoder) -> int:
+    """The fewest samples a waveform encoder with a convolutional feature encoder turns into at least one frame."""
+    lengths = getattr(loaded.model, "_get_feat_extract_output_lengths", None)
+    if lengths is None or not is_waveform_encoder(loaded.config):
+        return 1
+    low, high = 1, 1 << 20
+    while low < high:
+        mid = (low + high) // 2
+        if int(lengths(torch.tensor(mid))) >= 1:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+class WindowStream(IterableDataset):
+    """Events for the main loop, clip by clip (worker `w` of `W` reads clips `w, w + W, ...`):
+
+    - `("windows", position, first_index, starts, features)`: up to `block_windows` featurised windows of a clip;
+    - `("end", position, num_windows, num_samples)`: the clip is fully read;
+    - `("error", position, message)`: the clip cannot be read (its earlier windows are dropped).
+    """
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        dataset: datasets.Dataset | None,
+        audio_column: str,
+        featurize: Callable[[list[torch.Tensor]], dict],
+        sampling_rate: int,
+        window: int,
+        hop: int | None,
+        normalize: bool,
+        min_samples: int,
+        block_windows: int,
+    ):
+        self.clips = list(clips)
+        self.dataset = dataset
+        self.audio_column = audio_column
+        self.featurize = featurize
+        self.sampling_rate = sampling_rate
+        self.window, self.hop = window, hop
+        self.normalize = normalize
+        self.min_samples = min_samples
+        self.block_windows = max(1, block_windows)
+
+    def _source(self, clip: Clip):
+        if clip.row is None:
+            return clip.source
+        return self.dataset[clip.row][self.audio_column]
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for clip in self.clips[worker::workers]:
+            yield from self._clip_events(clip)
+
+    def _clip_events(self, clip: Clip):
+        starts: list[int] = []
+        block: list[torch.Tensor] = []
+        count, num_samples = 0, 0
+        try:
+            source = self._source(clip)
+            for start, samples in iter_windows(source, self.sampling_rate, self.window, self.hop, self.normalize):
+                if samples.shape[0] < self.min_samples:
+                    raise AudioDecodingError(
+                        clip.path or clip.id,
+                        f"too short: {samples.shape[0]} samples at {self.sampling_rate} Hz, the encoder needs at "
+                        f"least {self.min_samples}",
+                    )
+                starts.append(start)
+                block.append(samples)
+                num_samples = start + samples.shape[0]
+                if len(block) == self.block_windows:
+                    yield ("windows", clip.position, count, starts, self.featurize(block))
+                    count += len(block)
+                    starts, block = [], []
+            if block:
+                yield ("windows", clip.position, count, starts, self.featurize(block))
+                count += len(block)
+        except (AudioDecodingError, TypeError) as error:
+            yield ("error", clip.position, str(error))
+            return
+        if count == 0:
+            yield ("error", clip.position, f"Cannot load audio {clip.path or clip.id}: no audio")
+            return
+        yield ("end", clip.position, count, num_samples)
+
+
+# -- the main loop ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Track:
+    clip: Clip
+    shard: int
+    starts: list[int] = field(default_factory=list)
+    results: dict[int, Any] = field(default_factory=dict)
+    num_windows: int | None = None
+    num_samples: int = 0
+    error: str | None = None
+    ended: bool = False
+    finished: bool = False
+
+
+class _ShardRunner:
+    """Runs this process's shards: buckets windows, batches them through the embedder, writes finished shards."""
+
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        shards: Sequence[int],
+        shard_size: int,
+        num_shards: int,
+        stream_kwargs: dict,
+        embedder: LayerEmbedder,
+        batch_size: int,
+        num_workers: int,
+        features: datasets.Features,
+        output_dir: Path,
+        sampling_rate: int,
+        rank: int,
+        progress: bool,
+        stop_after_shards: int | None,
+    ):
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.features = features
+        self.output_dir = output_dir
+        self.work_dir = output_dir / WORK_DIR
+        self.num_shards = num_shards
+        self.sampling_rate = sampling_rate
+        self.rank = rank
+        self.stop_after_shards = stop_after_shards
+        self.tracks: dict[int, _Track] = {}
+        self.shard_unended: dict[int, int] = {}
+        self.shard_left: dict[int, int] = {}
+        self.shard_tracks: dict[int, list[int]] = {}
+        for shard in shards:
+            members = clips[shard * shard_size : (shard + 1) * shard_size]
+            self.shard_tracks[shard] = [clip.position for clip in members]
+            self.shard_unended[shard] = self.shard_left[shard] = len(members)
+            for clip in members:
+                self.tracks[clip.position] = _Track(clip, shard)
+        self.stream = WindowStream([self.tracks[p].clip for s in shards for p in self.shard_tracks[s]], **stream_kwargs)
+        self.buckets: dict[tuple, list[tuple[int, int, dict]]] = {}
+        self.shards_written = 0
+        self.audio_seconds = 0.0
+        self.started = time.perf_counter()
+        self.progress = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.progress = tqdm(
+                total=len(self.tracks), unit="clip", desc="embed" if rank == 0 else f"embed [rank {rank}]",
+                position=rank, dynamic_ncols=True,
+            )
+
+    # events -------------------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        # shards with no clips at all (an empty input list) are written right away
+        for shard, left in list(self.shard_left.items()):
+            if left == 0:
+                self._write_shard(shard)
+        loader = DataLoader(
+            self.stream,
+            batch_size=None,
+            collate_fn=_identity,
+            num_workers=self.num_workers,
+            pin_memory=self.embedder.device.type == "cuda",
+            prefetch_factor=4 if self.num_workers > 0 else None,
+        )
+        try:
+            for event in loader:
+                kind, position = event[0], event[1]
+                track = self.tracks[position]
+                if kind == "windows":
+                    self._add_windows(track, event[2], event[3], event[4])
+                elif kind == "end":
+                    track.ended, track.num_windows, track.num_samples = True, event[2], event[3]
+                    self._track_read(track)
+                else:
+                    track.ended, track.error = True, event[2]
+                    logger.warning("Skipped %s: %s", track.clip.path or track.clip.id, track.error)
+                    for key in list(self.buckets):
+                        self.buckets[key] = [item for item in self.buckets[key] if item[0] != position]
+                    self._track_read(track)
+            self._flush()
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+
+    def _add_windows(self, track: _Track, first: int, starts: list[int], features: dict) -> None:
+        track.starts.extend(starts)
+        names = sorted(features)
+        key = tuple((name, tuple(features[name].shape[1:]), str(features[name].dtype)) for name in names)
+        bucket = self.buckets.setdefault(key, [])
+        for i in range(len(starts)):
+            bucket.append((track.clip.position, first + i, {name: features[name][i : i + 1] for name in names}))
+            if len(bucket) >= self.batch_size:
+                self._run(bucket[: self.batch_size])
+                del bucket[: self.batch_size]
+
+    def _track_read(self, track: _Track) -> None:
+        self.shard_unended[track.shard] -= 1
+        if self.shard_unended[track.shard] == 0:
+            # every clip of the shard is read: run its windows still waiting in partly filled buckets
+            shard_positions = set(self.shard_tracks[track.shard])
+            for key in list(self.buckets):
+                if any(item[0] in shard_positions for item in self.buckets[key]):
+                    self._run_bucket(key)
+        self._maybe_finish(track)
+
+    def _flush(self) -> None:
+        for key in list(self.buckets):
+            self._run_bucket(key)
+
+    def _run_bucket(self, key: tuple) -> None:
+        bucket = self.buckets.pop(key, [])
+        for i in range(0, len(bucket), self.batch_size):
+            self._run(bucket[i : i + self.batch_size])
+
+    def _run(self, items: list[tuple[int, int, dict]]) -> None:
+        if not items:
+            return
+        names = items[0][2].keys()
+        batch = {name: torch.cat([item[2][name] for item in items]) for name in names}
+        pooled = self.embedder(batch)
+        for (position, index, _), value in zip(items, pooled):
+            track = self.tracks[position]
+            track.results[index] = value.numpy()
+        for position in dict.fromkeys(item[0] for item in items):
+            self._maybe_finish(self.tracks[position])
+
+    def _maybe_finish(self, track: _Track) -> None:
+        if track.finished or not track.ended:
+            return
+        if track.error is None and len(track.results) < track.num_windows:
+            return
+        track.finished = True
+        if track.error is None:
+            self.audio_seconds += track.num_samples / self.sampling_rate
+        if self.progress is not None:
+            elapsed = max(time.perf_counter() - self.started, 1e-9)
+            hours = self.audio_seconds / 3600
+            self.progress.set_postfix(
+                {"audio_h": f"{hours:.3g}", "audio_h/s": f"{hours / elapsed:.3g}"}, refresh=False
+            )
+            self.progress.update(1)
+        self.shard_left[track.shard] -= 1
+        if self.shard_left[track.shard] == 0:
+            self._write_shard(track.shard)
+
+    # output -------------------------------------------------------------------------------------------------------
+
+    def _write_shard(self, shard: int) -> None:
+        from datasets.arrow_writer import ArrowWriter
+
+        tracks = [self.tracks.pop(position) for position in self.shard_tracks[shard]]
+        rate = self.sampling_rate
+        rows = [t for t in tracks if t.error is None]
+        skipped = [{"id": t.clip.id, "path": t.clip.path, "error": t.error} for t in tracks if t.error is not None]
+        columns = {
+            "id": [t.clip.id for t in rows],
+            "path": [t.clip.path for t in rows],
+            "duration": [t.num_samples / rate for t in rows],
+            "window_starts": [[s / rate for s in t.starts] for t in rows],
+            "embeddings": [np.stack([t.results[i] for i in range(t.num_windows)]) for t in rows],
+        }
+        name = shard_file_name(shard, self.num_shards)
+        tmp = self.output_dir / f"{name}.tmp-{self.rank}-{os.getpid()}"
+        writer = ArrowWriter(features=self.features, path=str(tmp))
+        try:
+            if rows:
+                writer.write_batch(columns)
+            writer.finalize()
+        finally:
+            writer.close()
+        os.replace(tmp, self.output_dir / name)
+        _atomic_write_json(
+            self.work_dir / f"shard-{shard:05d}.json",
+            {
+                "shard": shard,
+                "file": name,
+                "clips": len(rows),
+                "windows": sum(t.num_windows for t in rows),
+                "audio_seconds": sum(t.num_samples for t in rows) / rate,
+                "skipped": skipped,
+            },
+        )
+        self.shards_written += 1
+        del self.shard_tracks[shard]
+        if self.stop_after_shards is not None and self.shards_written >= self.stop_after_shards:
+            raise ExtractionInterrupted(f"stopped after {self.shards_written} shard(s) (test hook)")
+
+
+# -- run bookkeeping -------------------------------------------------------------------------------------------------
+
+
+def _inputs_digest(clips: Sequence[Clip]) -> str:
+    digest = hashlib.sha256()
+    for clip in clips:
+        digest.update(f"{clip.id}\0{clip.path}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _prepare_output(output_dir: Path, plan: dict, overwrite: bool) -> None:
+    """Create `output_dir` or check that it holds a run with the same plan (to resume); remove stale temporary
+    files. With `overwrite`, the files of an earlier run are removed first."""
+    work = output_dir / WORK_DIR
+    ours = [STATE_FILE, INFO_FILE, SKIPPED_FILE, CONFIG_FILE]
+    if overwrite and output_dir.exists():
+        for path in [*output_dir.glob("data-*-of-*.arrow*"), *(output_dir / name for name in ours)]:
+            path.unlink(missing_ok=True)
+        if work.exists():
+            for path in work.iterdir():
+                path.unlink()
+    plan_file = work / "plan.json"
+    if plan_file.exists():
+        with open(plan_file, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous != plan:
+            changed = sorted(k for k in set(previous) | set(plan) if previous.get(k) != plan.get(k))
+            raise ValueError(
+                f"{output_dir} holds an extraction run with other settings ({', '.join(changed)} differ); "
+                "pass overwrite=True (--overwrite) to replace it, or choose another output_dir"
+            )
+    elif any(output_dir.glob("data-*-of-*.arrow")) or (output_dir / STATE_FILE).exists():
+        raise ValueError(f"{output_dir} already holds a dataset not written by audiocap-embed; choose another output_dir")
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in [*output_dir.glob("*.tmp-*"), *work.glob("*.tmp-*")]:
+        stale.unlink(missing_ok=True)
+    if not plan_file.exists():
+        _atomic_write_json(plan_file, plan)
+
+
+def _finalize(output_dir: Path, num_shards: int, features: datasets.Features, plan: dict) -> dict:
+    """Write `state.json` / `dataset_info.json` (so `load_from_disk` reads the shards as one dataset),
+    `skipped.json` and `embedding_config.json`; returns the run's counts."""
+    import datasets
+
+    work = output_dir / WORK_DIR
+    markers = []
+    for shard in range(num_shards):
+        with open(work / f"shard-{shard:05d}.json", encoding="utf-8") as f:
+            markers.append(json.load(f))
+    skipped = [item for marker in markers for item in marker["skipped"]]
+    counts = {
+        "clips": sum(m["clips"] for m in markers),
+        "windows": sum(m["windows"] for m in markers),
+        "audio_seconds": sum(m["audio_seconds"] for m in markers),
+        "skipped": len(skipped),
+    }
+    _atomic_write_json(output_dir / SKIPPED_FILE, skipped)
+    _atomic_write_json(output_dir / CONFIG_FILE, {**plan, **counts})
+    info = datasets.DatasetInfo(
+        description="Layer-wise audio embeddings written by audiocap-embed: " + json.dumps(plan, sort_keys=True),
+        features=features,
+    )
+    # not sorted below the first level: that would reorder the columns in `features`
+    info_dict = dataclasses.asdict(info)
+    _atomic_write_json(output_dir / INFO_FILE, {key: info_dict[key] for key in sorted(info_dict)}, sort_keys=False)
+    state = {
+        "_data_files": [{"filename": shard_file_name(k, num_shards)} for k in range(num_shards)],
+        "_fingerprint": hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16],
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    _atomic_write_json(output_dir / STATE_FILE, state)
+    return counts
+
+
+def _wait_for(paths: Callable[[], bool], poll_seconds: float = 0.5) -> None:
+    while not paths():
+        time.sleep(poll_seconds)
+
+
+# -- the entry point -------------------------------------------------------------------------------------------------
+
+
+def extract_embeddings(
+    inputs,
+    encoder,
+    output_dir: str | os.PathLike,
+    *,
+    window_seconds: float = 10.0,
+    hop_seconds: float | None = None,
+    layers: str | int | Sequence[int] = "all",
+    pooling: str = "mean",
+    batch_size: int = 16,
+    dtype: str = "auto",
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    num_workers: int | None = None,
+    device: str | torch.device | None = None,
+    audio_column: str = "audio",
+    id_column: str = "id",
+    split: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    _stop_after_shards: int | None = None,
+) -> datasets.Dataset:
+    """Embed every track of `inputs` with `encoder`, layer by layer, into a `datasets` dataset saved in `output_dir`.
+
+    Args:
+        inputs: a folder (audio files found recursively by extension), an audio file, a list of files, a `Dataset` /
+            `DatasetDict` with an `audio_column`, a `save_to_disk` directory, or a Hub dataset id (`split=`).
+        encoder: whatever `resolve_encoder` accepts (Hub id, encoder checkpoint directory, config, short name of a
+            from-scratch encoder), a `ResolvedEncoder`, or a saved audiocap model directory (its `.encoder`, and its
+            processor's feature extractor and `normalize` setting).
+        output_dir: where the dataset is written (and resumed from).
+        window_seconds: window length; tracks are cut into windows and never sent whole.
+        hop_seconds: hop between windows (`None`: back to back); at most `window_seconds`.
+        layers: `"all"`, or hidden-state indices (0 = the input embedding, -1 = the top layer). Layers above the
+            deepest one asked for are not run.
+        pooling: `"mean"` -> `(windows, layers, width)`; `"mean+std"` -> `(windows, layers, 2 * width)` (mean, then
+            population std over frames); `"frames"` -> `(windows, layers, frames, width)`.
+        batch_size: windows per encoder call (windows of one length; a partly filled batch runs when its shard's
+            clips are all read).
+        dtype: `"auto"` (bf16 autocast on CUDA GPUs with bf16 and on CPUs with AMX / AVX512-BF16, else float32),
+            `"float32"`, `"bfloat16"`, or `"float16"` (GPU). Embeddings are stored as float32.
+        shard_size: clips per output shard, the unit of resumption.
+        num_workers: DataLoader worker processes decoding ahead of the encoder (`None`: `default_num_workers`).
+        device: `"cpu"`, `"cuda"`, ... (`None`: this process's accelerator under `accelerate launch`, else CUDA when
+            available, else the CPU).
+        audio_column, id_column, split: for dataset inputs.
+        overwrite: replace an earlier run in `output_dir` instead of resuming it (a run with other settings is an
+            error otherwise).
+        progress: show a progress bar (clips, audio hours, audio hours per second).
+
+    Returns:
+        The dataset (`datasets.load_from_disk(output_dir)`), one row per clip that decoded, in input order: `id`,
+        `path`, `duration`, `window_starts` (seconds), `embeddings`. Clips that did not decode are listed with the
+        reason in `output_dir/skipped.json`; the settings and counts are in `output_dir/embedding_config.json`.
+    """
+    import datasets
+
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if batch_size < 1 or shard_size < 1:
+        raise ValueError("batch_size and shard_size must be positive")
+    if window_seconds is None or window_seconds <= 0:
+        raise ValueError(f"window_seconds must be positive, got {window_seconds}")
+    if hop_seconds is not None and not 0 < hop_seconds <= window_seconds:
+        raise ValueError(f"hop_seconds must be in (0, window_seconds={window_seconds}], got {hop_seconds}")
+    procs = _processes(device)
+    loaded = load_encoder(encoder)
+    compute_dtype = choose_dtype(dtype, procs.device)
+    layer_ids = resolve_layers(layers, loaded.num_layers)
+    rate = loaded.sampling_rate
+    window = int(round(window_seconds * rate))
+    hop = None if hop_seconds is None else int(round(hop_seconds * rate))
+    min_samples = min_input_samples(loaded)
+    if window < min_samples:
+        raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
+    clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)
+    width = layer_width(loaded.config, loaded.clap_output) * (2 if pooling == "mean+std" else 1)
+    features = output_features(len(layer_ids), width, pooling)
+    num_shards = max(1, math.ceil(len(clips) / shard_size))
+    plan = {
+        "encoder": loaded.name,
+        "encoder_model_type": loaded.config.model_type,
+        "sampling_rate": rate,
+        "normalize": loaded.normalize,
+        "window_seconds": float(window_seconds),
+        "hop_seconds": None if hop_seconds is None else float(hop_seconds),
+        "layers": layer_ids,
+        "pooling": pooling,
+        "dtype": str(compute_dtype).replace("torch.", ""),
+        "shard_size": shard_size,
+        "num_shards": num_shards,
+        "num_inputs": len(clips),
+        "inputs_digest": _inputs_digest(clips),
+    }
+    output_dir = Path(output_dir)
+    work = output_dir / WORK_DIR
+    if procs.rank == 0:
+        _prepare_output(output_dir, plan, overwrite)
+    procs.barrier()
+    done = {k for k in range(num_shards) if (work / f"shard-{k:05d}.json").exists()}
+    procs.barrier()  # every process has read the same set of finished shards before any writes one
+    pending = [k for k in range(num_shards) if k not in done]
+    mine = pending[procs.rank :: procs.world]
+    if done and procs.rank == 0 and pending:
+        logger.info("Resuming %s: %d of %d shards already written", output_dir, len(done), num_shards)
+    if mine:
+        featurize = AudioCapProcessor(loaded.feature_extractor).featurize
+        stream_kwargs = dict(
+            dataset=dataset, audio_column=audio_column, featurize=featurize, sampling_rate=rate, window=window,
+            hop=hop, normalize=loaded.normalize, min_samples=min_samples, block_windows=batch_size,
+        )
+        workers = default_num_workers(procs.device) if num_workers is None else num_workers
+        with LayerEmbedder(loaded, layer_ids, pooling, procs.device, compute_dtype) as embedder:
+            runner = _ShardRunner(
+                clips, mine, shard_size, num_shards, stream_kwargs, embedder, batch_size, workers, features,
+                output_dir, rate, procs.rank, progress, _stop_after_shards,
+            )
+            runner.run()
+    if procs.rank == 0:
+        _wait_for(lambda: all((work / f"shard-{k:05d}.json").exists() for k in range(num_shards)))
+        counts = _finalize(output_dir, num_shards, features, plan)
+        _atomic_write_json(work / "finished.json", {"plan": plan, **counts})
+        message = (
+            f"Embedded {counts['clips']} clips ({counts['audio_seconds'] / 3600:.3g} h of audio, "
+            f"{counts['windows']} windows) into {output_dir}"
+        )
+        if counts["skipped"]:
+            message += f"; skipped {counts['skipped']} that could not be read (listed in {output_dir / SKIPPED_FILE})"
+            logger.warning(message)
+        else:
+            logger.info(message)
+    else:
+        _wait_for(lambda: (work / "finished.json").exists())
+    return datasets.load_from_disk(str(output_dir))
+
+
+__all__ = ["ExtractionInterrupted", "WindowStream", "extract_embeddings", "min_input_samples", "output_features"]

@@ -1,0 +1,408 @@
+"""The encoder side of embedding extraction: load it, choose the compute dtype, prepare it for fast inference, and
+turn a batch of equal-length windows into pooled layer embeddings.
+
+- `load_encoder` accepts whatever `resolve_encoder` accepts (Hub id, local encoder checkpoint, config, short name of a
+  from-scratch encoder), a `ResolvedEncoder`, or a saved audiocap model directory (genre classifier or captioner:
+  its `.encoder`, with the feature extractor and `normalize` setting of its saved `AudioCapProcessor`).
+- `choose_dtype("auto", device)`: bfloat16 autocast on CUDA GPUs that support it, and on CPUs with bf16 matrix units
+  (AMX or AVX512-BF16, where oneDNN runs bf16 matmuls faster than fp32); float32 elsewhere. On a CPU without them
+  (AVX2 only), PyTorch emulates bf16 matmuls and convolutions, several times slower than fp32.
+- `inference_ready(model, layers)` (a context manager) puts the model in eval mode, folds weight norm into plain
+  weights on copies of the affected modules (wav2vec2 / HuBERT / MERT keep their positional convolution under a
+  weight-norm parametrization, recomputed at every call, and which `FlopCounterMode` and some export paths cannot
+  trace), and drops the transformer layers above the deepest layer asked for. Everything is put back on exit, so a
+  model passed in by the caller is left as it was.
+- `LayerEmbedder` runs a batch through `encode_layers` under `torch.inference_mode` and autocast and pools each kept
+  layer: `"mean"` (masked mean over frames), `"mean+std"` (mean and population std, concatenated along the width) or
+  `"frames"` (the valid frames themselves).
+"""
+
+import contextlib
+import copy
+import functools
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.feature_extraction_utils import FeatureExtractionMixin
+
+from ..encoders import ResolvedEncoder, read_config_dict, resolve_encoder
+from ..modeling_encoders import encode_layers, is_waveform_encoder, main_input_name, num_layers
+
+POOLINGS = ("mean", "mean+std", "frames")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# model_type of saved audiocap models (configuration_audiocap).
+AUDIOCAP_MODEL_TYPES = ("audiocap_genre", "audiocap_caption")
+
+
+@dataclass
+class LoadedEncoder:
+    """An encoder with what extraction needs: its feature extractor, rate, layer count and preprocessing."""
+
+    model: PreTrainedModel
+    config: PretrainedConfig
+    feature_extractor: FeatureExtractionMixin
+    sampling_rate: int
+    num_layers: int
+    clap_output: str = "projected"
+    normalize: bool = False  # peak-normalise each track (a saved audiocap model's processor setting)
+    name: str = ""  # how the encoder was given, for the run's settings
+
+
+def _config_digest(config: PretrainedConfig) -> str:
+    import hashlib
+
+    return hashlib.sha256(config.to_json_string(use_diff=False).encode()).hexdigest()[:16]
+
+
+def load_encoder(encoder, **hub_kwargs) -> LoadedEncoder:
+    """Resolve `encoder` (see the module docstring) to a `LoadedEncoder`."""
+    if isinstance(encoder, LoadedEncoder):
+        return encoder
+    if isinstance(encoder, ResolvedEncoder):
+        return LoadedEncoder(
+            encoder.model, encoder.config, encoder.feature_extractor, encoder.sampling_rate, encoder.num_layers,
+            name=f"{type(encoder.model).__name__}:{_config_digest(encoder.config)}",
+        )
+    if isinstance(encoder, PretrainedConfig):
+        resolved = resolve_encoder(encoder)
+        return load_encoder(resolved)
+    name = os.fspath(encoder)
+    model_type = None
+    if os.path.isdir(name) and os.path.isfile(os.path.join(name, "config.json")):
+        with open(os.path.join(name, "config.json"), encoding="utf-8") as f:
+            model_type = json.load(f).get("model_type")
+    elif "/" in name and not name.startswith("audiocap/"):
+        try:
+            model_type = read_config_dict(name, **hub_kwargs).get("model_type")
+        except Exception:  # let resolve_encoder raise its own, clearer error
+            model_type = None
+    if model_type in AUDIOCAP_MODEL_TYPES:
+        return _load_audiocap_model(name, model_type, **hub_kwargs)
+    resolved = resolve_encoder(name, **hub_kwargs)
+    loaded = load_encoder(resolved)
+    loaded.name = os.path.abspath(name) if os.path.isdir(name) else name
+    return loaded
+
+
+def _load_audiocap_model(name: str, model_type: str, **hub_kwargs) -> LoadedEncoder:
+    from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
+    from ..processing_audiocap import AudioCapProcessor
+
+    model_class = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
+    model = model_class.from_pretrained(name, **hub_kwargs)
+    processor = AudioCapProcessor.from_pretrained(name, **hub_kwargs)
+    config, encoder, clap_output = model.config.encoder, model.encoder, model.config.clap_output
+    del model  # only the encoder is kept (the head / T5 are freed)
+    return LoadedEncoder(
+        encoder, config, processor.feature_extractor, processor.sampling_rate, num_layers(config),
+        clap_output=clap_output, normalize=processor.normalize,
+        name=os.path.abspath(name) if os.path.isdir(name) else name,
+    )
+
+
+# -- dtype --------------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_flags() -> tuple[str, ...]:
+    """The CPU's bf16 matrix features among `amx_bf16` and `avx512_bf16` (from /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return tuple(flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags)
+    except OSError:
+        pass
+    return ()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether bf16 matmuls run natively on this CPU: oneDNN has bf16 kernels for it (`mkldnn_bf16_supported`) and
+    the CPU has bf16 dot-product units (AMX or AVX512-BF16). Without them (e.g. AVX2-only CPUs) oneDNN / ATen emulate
+    bf16 through fp32 conversions, slower than plain fp32."""
+    try:
+        onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        onednn_bf16 = False
+    return onednn_bf16 and bool(cpu_bf16_flags())
+
+
+def choose_dtype(dtype: str | torch.dtype, device: torch.device | str) -> torch.dtype:
+    """The autocast dtype for `dtype` (`"auto"`, `"float32"`, `"bfloat16"`, `"float16"`) on `device`."""
+    device = torch.device(device)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if dtype != "auto":
+        if dtype == "float16" and device.type == "cpu":
+            raise ValueError("dtype='float16' is for GPUs; use 'bfloat16' or 'float32' on a CPU")
+        return getattr(torch, dtype)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    return torch.float32
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    """Autocast to `dtype` on `device` (nothing for float32)."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# -- preparing the model ----------------------------------------------------------------------------------------------
+
+
+def _weight_norm_modules(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """`(parent, attribute, module)` of every module whose `weight` is under weight norm (either API)."""
+    from torch.nn.utils import parametrize
+
+    found = []
+    for parent in model.modules():
+        for attribute, child in parent.named_children():
+            parametrized = parametrize.is_parametrized(child, "weight") and any(
+                "WeightNorm" in type(p).__name__ for p in child.parametrizations["weight"]
+            )
+            legacy = any(
+                type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == "weight"
+                for hook in child._forward_pre_hooks.values()
+            )
+            if parametrized or legacy:
+                found.append((parent, attribute, child))
+    return found
+
+
+def folded_copy(module: nn.Module) -> nn.Module:
+    """A copy of `module` whose weight-norm `weight` is folded into a plain parameter (g * v / ||v||)."""
+    from torch.nn.utils import parametrize
+
+    folded = copy.deepcopy(module)
+    if parametrize.is_parametrized(folded, "weight"):
+        # A parametrized module has a class of its own, which deepcopy shares and remove_parametrizations edits
+        # (it deletes the `weight` property): give the copy its own class first, so the original keeps working.
+        cls = type(module)
+        namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        folded.__class__ = type(cls.__name__, cls.__bases__, namespace)
+        parametrize.remove_parametrizations(folded, "weight", leave_parametrized=True)
+    else:
+        torch.nn.utils.remove_weight_norm(folded, "weight")
+    return folded
+
+
+def fold_weight_norm(model: nn.Module) -> int:
+    """Fold weight norm into plain weights, in place (for inference only: training would change the model).
+    Returns how many modules were folded."""
+    modules = _weight_norm_modules(model)
+    for parent, attribute, child in modules:
+        setattr(parent, attribute, folded_copy(child))
+    return len(modules)
+
+
+# Families whose hidden states transformers records from each layer's output (and the input of the first): there,
+# dropping the layers above the deepest one asked for leaves the hidden states below unchanged.
+_TRUNCATABLE_MODEL_TYPES = ("wav2vec2", "hubert", "mert", "wavlm", "data2vec-audio", "whisper", "audio-spectrogram-transformer")
+
+
+def _layer_stack(model: nn.Module, config: PretrainedConfig) -> tuple[nn.Module, str] | None:
+    """`(owner, attribute)` of the encoder's `nn.ModuleList` of transformer layers, for the families where dropping the
+    top layers is safe, or None."""
+    if config.model_type not in _TRUNCATABLE_MODEL_TYPES:
+        return None
+    expected = num_layers(config) - 1
+    for owner in (getattr(model, "encoder", None), model):
+        for attribute in ("layers", "layer"):
+            stack = getattr(owner, attribute, None) if owner is not None else None
+            if isinstance(stack, nn.ModuleList) and len(stack) == expected:
+                return owner, attribute
+    return None
+
+
+def _tied_final_norm(model: nn.Module, config: PretrainedConfig) -> tuple[nn.Module, str] | None:
+    """`(owner, attribute)` of a norm applied after the last layer, when transformers returns the encoder's output
+    (after it) as the last hidden state (`tie_last_hidden_states`): Whisper (tied by default) and pre-norm
+    ("stable layer norm") wav2vec2-family encoders whose config ties it (MERT-v1-330M), else None."""
+    tie = getattr(config, "tie_last_hidden_states", None)
+    if config.model_type == "whisper":
+        return (model, "layer_norm") if tie is None or tie else None
+    if tie and getattr(config, "do_stable_layer_norm", False) and hasattr(getattr(model, "encoder", None), "layer_norm"):
+        return model.encoder, "layer_norm"
+    return None
+
+
+def _install_output_hooks(model: nn.Module) -> None:
+    """transformers >= 5 records hidden states with forward hooks it installs on the first call that asks for them, on
+    the layers present then; install them now, on the full model."""
+    try:
+        from transformers.utils.output_capturing import maybe_install_capturing_hooks
+    except ImportError:  # older transformers return hidden states from the forward itself
+        return
+    if isinstance(model, PreTrainedModel):
+        maybe_install_capturing_hooks(model)
+
+
+@contextlib.contextmanager
+def inference_ready(model: nn.Module, config: PretrainedConfig, max_layer: int | None = None) -> Iterator[int]:
+    """Eval mode, weight norm folded on copies, and only the layers up to hidden state `max_layer` run (see the module
+    docstring); yields the number of hidden states the model then returns. Restores the model on exit."""
+    was_training = model.training
+    folded = [(parent, attribute, child) for parent, attribute, child in _weight_norm_modules(model)]
+    swaps: list[tuple[nn.Module, str, nn.Module]] = []
+    total = num_layers(config)
+    kept = total
+    _install_output_hooks(model)  # before any layer is dropped, so that every layer gets its hook
+    try:
+        model.eval()
+        for parent, attribute, child in folded:
+            setattr(parent, attribute, folded_copy(child))
+            swaps.append((parent, attribute, child))
+        stack = _layer_stack(model, config)
+        # hidden states are recorded by hooks on the layers: at least one layer must run
+        keep = None if max_layer is None else max(1, max_layer)
+        if stack is not None and keep is not None and keep < total - 1:
+            owner, attribute = stack
+            layers = getattr(owner, attribute)
+            setattr(owner, attribute, nn.ModuleList(list(layers)[:keep]))
+            swaps.append((owner, attribute, layers))
+            final_norm = _tied_final_norm(model, config)
+            if final_norm is not None:
+                # The last hidden state is the encoder's output after its final norm: with the top layers dropped, the
+                # kept top layer must come out as the full model gives it there (before that norm).
+                norm_owner, norm_attribute = final_norm
+                swaps.append((norm_owner, norm_attribute, getattr(norm_owner, norm_attribute)))
+                setattr(norm_owner, norm_attribute, nn.Identity())
+            kept = keep + 1
+        yield kept
+    finally:
+        for parent, attribute, original in reversed(swaps):
+            setattr(parent, attribute, original)
+        model.train(was_training)
+
+
+# -- running a batch -------------------------------------------------------------------------------------------------
+
+
+def pool_frames(hidden: torch.Tensor, frame_mask: torch.Tensor | None, pooling: str) -> list[torch.Tensor] | torch.Tensor:
+    """`(B, L, T, D)` float32 -> `(B, L, D)` for `"mean"`, `(B, L, 2D)` for `"mean+std"`, or a list of `(L, T_b, D)`
+    (each window's valid frames) for `"frames"`."""
+    if pooling == "frames":
+        if frame_mask is None:
+            return list(hidden.unbind(0))
+        return [h[:, m] for h, m in zip(hidden.unbind(0), frame_mask.bool().unbind(0))]
+    if frame_mask is None:
+        mean = hidden.mean(dim=2)
+        if pooling == "mean":
+            return mean
+        std = hidden.var(dim=2, unbiased=False).clamp_min(0).sqrt()
+        return torch.cat([mean, std], dim=-1)
+    mask = frame_mask.to(hidden.dtype)[:, None, :, None]  # (B, 1, T, 1)
+    count = mask.sum(dim=2).clamp(min=1.0)
+    mean = (hidden * mask).sum(dim=2) / count
+    if pooling == "mean":
+        return mean
+    var = (((hidden - mean[:, :, None]) ** 2) * mask).sum(dim=2) / count
+    return torch.cat([mean, var.clamp_min(0).sqrt()], dim=-1)
+
+
+class LayerEmbedder:
+    """Runs batches of featurised windows through an encoder and pools the chosen layers.
+
+    Use inside `with embedder:` (which prepares the model with `inference_ready` and moves it to the device).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedEncoder,
+        layers: Sequence[int],
+        pooling: str = "mean",
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.loaded = loaded
+        self.layers = list(layers)
+        self.pooling = pooling
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.input_name = main_input_name(loaded.config)
+        self._stack = None
+
+    def __enter__(self) -> "LayerEmbedder":
+        self._stack = contextlib.ExitStack()
+        self.loaded.model.to(self.device)
+        self._stack.enter_context(inference_ready(self.loaded.model, self.loaded.config, max(self.layers)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    @torch.inference_mode()
+    def __call__(self, features: dict[str, torch.Tensor]):
+        """Featurised windows (the feature extractor's output, batch first) -> pooled embeddings, float32 on the CPU:
+        `(B, layers, D)` / `(B, layers, 2D)`, or for `"frames"` a list of `(layers, T, D)`."""
+        features = dict(features)
+        non_blocking = self.device.type == "cuda"
+        inputs = features.pop(self.input_name).to(self.device, non_blocking=non_blocking)
+        mask = features.pop("attention_mask", None)
+        if mask is not None:
+            mask = mask.to(self.device, non_blocking=non_blocking)
+        extra = {k: v.to(self.device, non_blocking=non_blocking) for k, v in features.items()}
+        with autocast_context(self.device, self.dtype):
+            hidden, frame_mask = encode_layers(
+                self.loaded.model, self.loaded.config, inputs, mask, self.loaded.clap_output, **extra
+            )
+        hidden = hidden[:, self.layers].float()
+        pooled = pool_frames(hidden, frame_mask, self.pooling)
+        if isinstance(pooled, list):
+            return [p.cpu() for p in pooled]
+        return pooled.cpu()
+
+
+def resolve_layers(layers: str | int | Sequence[int], total: int) -> list[int]:
+    """`"all"` -> `[0, ..., total - 1]`; a list of indices (negative ones count from the top) -> sorted, unique,
+    non-negative indices. Hidden state 0 is the encoder's input embedding, `total - 1` its top layer."""
+    if isinstance(layers, str):
+        if layers == "all":
+            return list(range(total))
+        layers = [int(part) for part in layers.replace(",", " ").split()]
+    if isinstance(layers, int):
+        layers = [layers]
+    resolved = []
+    for index in layers:
+        index = int(index)
+        if not -total <= index < total:
+            raise ValueError(f"layer {index} out of range: this encoder has {total} hidden states (0..{total - 1})")
+        resolved.append(index % total)
+    if not resolved:
+        raise ValueError("layers is empty")
+    return sorted(set(resolved))
+
+
+def uses_waveform(loaded: LoadedEncoder) -> bool:
+    return is_waveform_encoder(loaded.config)
+
+
+__all__ = [
+    "DTYPES",
+    "LayerEmbedder",
+    "LoadedEncoder",
+    "POOLINGS",
+    "autocast_context",
+    "choose_dtype",
+    "cpu_bf16_flags",
+    "cpu_has_fast_bf16",
+    "fold_weight_norm",
+    "folded_copy",
+    "inference_ready",
+    "load_encoder",
+    "pool_frames",
+    "resolve_layers",
+]
