@@ -222,7 +222,7 @@ class WindowStream(IterableDataset):
             if block:
                 yield ("windows", clip.position, count, starts, self.featurize(block))
                 count += len(block)
-        except (AudioDecodingError, TypeError) as error:
+        except AudioDecodingError as error:
             yield ("error", clip.position, str(error))
             return
         if count == 0:

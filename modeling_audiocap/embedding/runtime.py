@@ -337,8 +337,14 @@ class LayerEmbedder:
 
     def __enter__(self) -> "LayerEmbedder":
         self._stack = contextlib.ExitStack()
-        self.loaded.model.to(self.device)
+        self.loaded.model.to(self.device)  # note: moves the caller's module to the device
         self._stack.enter_context(inference_ready(self.loaded.model, self.loaded.config, max(self.layers)))
+        if self.device.type == "cuda":
+            # Batches come in a few fixed shapes (windows bucketed by length): let cuDNN time its convolution
+            # algorithms once per shape (the grouped 128-tap positional convolution and the feature encoder's).
+            previous = torch.backends.cudnn.benchmark
+            torch.backends.cudnn.benchmark = True
+            self._stack.callback(setattr, torch.backends.cudnn, "benchmark", previous)
         return self
 
     def __exit__(self, *exc) -> None:

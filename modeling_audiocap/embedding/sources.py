@@ -133,6 +133,8 @@ def list_clips(
             ], None
         if os.path.isfile(name):
             return [Clip(0, name, str(Path(name).resolve()), source=name)], None
+        if not os.path.exists(name) and (name.startswith((".", os.sep, "~")) or name.count("/") > 1):
+            raise FileNotFoundError(f"No such folder, file or dataset directory: {name!r}")
         return dataset_clips(load_input_dataset(name, split), audio_column, id_column)
     if isinstance(inputs, Sequence):
         clips = []

@@ -6,7 +6,8 @@ hundreds of MB at 44.1 kHz). `iter_windows` gives the same windows as
     wave = load_audio(source, sampling_rate)            # (optionally peak_normalize(wave))
     [wave[s : s + window] for s in window_starts(len(wave), window, hop)]
 
-but reads the file block by block (torchcodec's `get_samples_played_in_range`), downmixes each block, and resamples
+but reads the file frame by frame (torchcodec's core `get_next_frame`, front to back), downmixes each block of
+frames, and resamples
 it with `StreamingResampler`, which gives exactly what `torchaudio.functional.resample` gives on the whole signal (each
 output sample sees the same input samples; blocks overlap by the filter's support). Only `window + block` samples are
 held at a time, so memory does not grow with the track's length.
@@ -20,7 +21,7 @@ pair) is already decoded and goes through `load_audio`. Every problem with a sou
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -131,45 +132,103 @@ def _open_decoder(source: Any, name: str):
         raise AudioDecodingError(name, f"unreadable or corrupt file ({_ffmpeg_reason(error)})") from error
 
 
+def _next_frame_reader(decoder) -> Callable[[], np.ndarray | None] | None:
+    """A function giving the decoder's next frame `(channels, samples)` (None at the end of the stream), through
+    torchcodec's frame-by-frame core API; None where that API is missing (other torchcodec versions)."""
+    try:
+        from torchcodec import _core as core
+
+        get_next_frame = core.get_next_frame
+        handle = decoder._decoder
+    except (ImportError, AttributeError):
+        return None
+
+    def read() -> np.ndarray | None:
+        try:
+            return get_next_frame(handle)[0].numpy()
+        except IndexError:  # "Requested next frame while there are no more frames left to decode."
+            return None
+
+    return read
+
+
+def _range_blocks(decoder, rate: int, block: int, name: str) -> Iterator[np.ndarray]:
+    """Blocks through the public `get_samples_played_in_range`. Each call after the first seeks back to the stream's
+    start (torchcodec decodes audio forward only, and the previous call decoded past the block's end), so this costs
+    O(length^2 / block): used only where the frame-by-frame API is missing."""
+    # Compressed streams may start after 0 (an MP3's encoder delay): block times are counted from the stream's start.
+    origin = float(getattr(decoder.metadata, "begin_stream_seconds", None) or 0.0)
+    decoded = 0
+    while True:
+        start = origin + decoded / rate
+        try:
+            samples = decoder.get_samples_played_in_range(start, origin + (decoded + block) / rate)
+        except Exception as error:
+            if "No audio frames were decoded" in _ffmpeg_reason(error) and decoded > 0:
+                return  # the previous block ended exactly at the end of the stream
+            raise
+        data = samples.data.numpy()
+        overlap = int(round((start - float(samples.pts_seconds)) * rate))
+        if overlap > 0:  # a decoder that starts at a frame boundary before the requested time
+            data = data[:, overlap:]
+        elif overlap < 0:
+            raise AudioDecodingError(name, f"decoding skipped {-overlap} samples at {start:.3f} s")
+        if data.shape[-1] > 0:
+            decoded += data.shape[-1]
+            yield data
+        if data.shape[-1] < block:
+            return
+
+
+def _frame_blocks(read: Callable[[], np.ndarray | None], block: int) -> Iterator[np.ndarray]:
+    """Frames gathered into blocks of about `block` samples."""
+    frames, size = [], 0
+    while True:
+        frame = read()
+        if frame is None:
+            break
+        frames.append(frame)
+        size += frame.shape[-1]
+        if size >= block:
+            yield np.concatenate(frames, axis=1)
+            frames, size = [], 0
+    if frames:
+        yield np.concatenate(frames, axis=1)
+
+
 def _decoded_blocks(source: Any, name: str, block_seconds: float) -> tuple[int, Iterator[np.ndarray]]:
     """`(rate, blocks)`: the file's mono samples at its own rate, block by block (float32 numpy arrays; numpy rather
-    than torch for the element-wise work, which stays single-threaded and cheap beside the encoder's threads)."""
+    than torch for the element-wise work, which stays single-threaded and cheap beside the encoder's threads).
+
+    Frames are read one after the other with torchcodec's frame-by-frame API (what `get_all_samples` concatenates),
+    so a track is decoded once, front to back."""
     decoder = _open_decoder(source, name)
     rate = int(decoder.metadata.sample_rate or 0)
     if rate <= 0:
         raise AudioDecodingError(name, f"invalid sampling rate {rate}")
     expected = getattr(decoder.metadata, "duration_seconds_from_header", None)
     block = max(1, int(round(block_seconds * rate)))
-
-    # Compressed streams may start after 0 (an MP3's encoder delay): block times are counted from the stream's start.
-    origin = float(getattr(decoder.metadata, "begin_stream_seconds", None) or 0.0)
+    read = _next_frame_reader(decoder)
 
     def blocks() -> Iterator[np.ndarray]:
         decoded = 0
+        raw = _frame_blocks(read, block) if read is not None else _range_blocks(decoder, rate, block, name)
         while True:
-            start = origin + decoded / rate
             try:
-                samples = decoder.get_samples_played_in_range(start, origin + (decoded + block) / rate)
+                data = next(raw)
+            except StopIteration:
+                break
+            except AudioDecodingError:
+                raise
             except Exception as error:
                 reason = _ffmpeg_reason(error)
-                if "No audio frames were decoded" in reason:
-                    if decoded == 0:
-                        raise AudioDecodingError(name, "empty file: it contains no audio samples") from error
-                    break  # the previous block ended exactly at the end of the stream
+                if "No audio frames were decoded" in reason and decoded == 0:
+                    raise AudioDecodingError(name, "empty file: it contains no audio samples") from error
                 raise AudioDecodingError(name, f"corrupt or truncated file: decoding failed ({reason})") from error
-            data = samples.data.numpy()
-            overlap = int(round((start - float(samples.pts_seconds)) * rate))
-            if overlap > 0:  # a decoder that starts at a frame boundary before the requested time
-                data = data[:, overlap:]
-            elif overlap < 0:
-                raise AudioDecodingError(name, f"decoding skipped {-overlap} samples at {start:.3f} s")
             if not np.isfinite(data).all():
                 raise AudioDecodingError(name, "non-finite samples (NaN or Inf)")
-            if data.shape[-1] > 0:
-                decoded += data.shape[-1]
-                yield data.mean(axis=0, dtype=np.float32)
-            if data.shape[-1] < block:
-                break
+            decoded += data.shape[-1]
+            yield data.mean(axis=0, dtype=np.float32)
         if decoded == 0:
             raise AudioDecodingError(name, "empty audio: it contains no samples")
         if expected:
@@ -256,7 +315,10 @@ def iter_windows(
     if not 0 < hop <= window:
         raise ValueError(f"hop must be in (0, window={window}], got {hop}")
     if not stream_source(source):
-        wave = load_audio(source, sampling_rate)
+        try:
+            wave = load_audio(source, sampling_rate)
+        except TypeError as error:  # not an audio source at all
+            raise AudioDecodingError(_source_name(source), str(error)) from error
         if normalize:
             wave = peak_normalize(wave)
         for start in window_starts(wave.shape[0], window, hop):
