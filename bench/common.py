@@ -196,3 +196,21 @@ def conv1d_rate(device: torch.device, dtype: torch.dtype, seconds: float = 0.5) 
         reps = max(1, min(20, int(seconds / max(first, 1e-6))))
         best = min(timed(step, device) for _ in range(reps)) if reps > 1 else first
     return flops / best
+
+
+def rss_mib() -> float:
+    """This process's resident set size now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def reset_peak() -> None:
+    """Restart the RSS high-water mark from the current RSS (Linux; ru_maxrss would keep the parent's, from before exec)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_mib() -> float:
+    """The RSS high-water mark (VmHWM) since the last `reset_peak` (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024

@@ -136,7 +136,7 @@ LONG_TRACK_CHILD = """
 import json, os, sys, time
 import torch
 sys.path.insert(0, {root!r})
-from bench.common import set_malloc_mmap_threshold
+from bench.common import peak_mib, reset_peak, rss_mib, set_malloc_mmap_threshold
 set_malloc_mmap_threshold()
 from transformers import Wav2Vec2Config
 from modeling_audiocap import extract_embeddings, load_audio, resolve_encoder, window_starts
@@ -147,16 +147,6 @@ config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads
                         conv_dim=(16, 16, 16), conv_stride=(10, 8, 8), conv_kernel=(10, 8, 8),
                         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=16)
 encoder = resolve_encoder(config)
-def rss_mib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-def reset_peak():
-    # the high-water mark starts again from the current RSS (ru_maxrss would also keep the parent's, from before exec)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-def peak_mib():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 # warm up decoding, resampling and the encoder on a short file so that their libraries are loaded before measuring
 extract_embeddings([os.path.join(folder, "warm.wav")], encoder, os.path.join(folder, "out-warm-" + mode),
                    window_seconds=10.0, batch_size=8, num_workers=0, progress=False, device="cpu")

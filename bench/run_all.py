@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench.run_all`: every benchmark in one run, written to bench/results.json and BENCHMARKS.md.
 
-    python -m bench.run_all [--device cpu|cuda] [--budget_seconds 540] [--rounds N] [--skip_long_tracks]
+    python -m bench.run_all [--device cpu|cuda] [--budget_seconds 900] [--rounds N] [--skip_long_tracks]
 
 Device auto: CUDA when present, else the CPU. Everything is compared side by side within this one run and reported as
 ratios (speed-up over the naive way, fraction of this machine's matmul peak measured in the same run); absolute
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .common import conv1d_rate, device_auto, machine_info, matmul_peak, set_malloc_mmap_threshold
+from . import captioning, frozen_cache, preprocessing, training_memory
 from .extraction import run_extraction
 from .pipeline import run_files, run_long_tracks
 from .report import write_report
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
-    parser.add_argument("--budget_seconds", type=float, default=540.0)
+    parser.add_argument("--budget_seconds", type=float, default=900.0)
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per configuration (default 3 CPU, 5 GPU)")
     parser.add_argument("--skip_long_tracks", action="store_true")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
@@ -54,6 +55,17 @@ def main(argv: list[str] | None = None) -> dict:
     }
     flat_peaks = {k: v["flops_per_second"] for k, v in peaks.items()}
 
+    print("[preprocessing] audiocap vs librosa.load")
+    results["preprocessing"] = preprocessing.run()
+    print("[frozen cache] epoch from the embedding cache vs recomputing the encoder")
+    results["frozen_cache"] = frozen_cache.run(device=device.type)
+    print(f"  x{results['frozen_cache']['frozen_cache_speedup']:.1f} per epoch")
+    print("[captioning] greedy and beam 5")
+    results["captioning"] = captioning.run(device=device.type)
+    print(f"  greedy {results['captioning']['greedy_captions_per_s']:.2f}, "
+          f"beam 5 {results['captioning']['beam5_captions_per_s']:.2f} captions/s")
+    print("[training memory] one step, MERT-v1-95M, batch 4 x 10 s")
+    results["training_memory"] = training_memory.run(device, deadline)
     # Reserve time for the end-to-end and long-track runs.
     reserve = 60.0 if args.skip_long_tracks else 150.0
     results["extraction"] = run_extraction(device, flat_peaks, deadline - reserve, rounds)

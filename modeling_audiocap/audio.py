@@ -16,6 +16,7 @@ so that saved models and processors can ship it as remote code. torchaudio and t
 needed: `import modeling_audiocap` (which uses `window_starts`) stays fast and works where FFmpeg is missing.
 """
 
+import functools
 import os
 import re
 from typing import Any
@@ -205,13 +206,22 @@ def _to_channels(source: Any) -> tuple[torch.Tensor, int, str]:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_rate: int, new_rate: int, dtype: torch.dtype) -> torch.nn.Module:
+    import torchaudio.transforms
+
+    return torchaudio.transforms.Resample(orig_rate, new_rate, dtype=dtype)
+
+
 def resample(wave: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
-    """Band-limited resampling along the last axis (`torchaudio.functional.resample`); a no-op at equal rates."""
+    """Band-limited resampling along the last axis, as `torchaudio.functional.resample` with its defaults.
+
+    The sinc kernel is built once per rate pair (`torchaudio.transforms.Resample`, cached); a no-op at equal rates.
+    """
     if int(orig_rate) == int(new_rate):
         return wave
-    import torchaudio.functional
-
-    return torchaudio.functional.resample(wave, int(orig_rate), int(new_rate))
+    with torch.no_grad():
+        return _resampler(int(orig_rate), int(new_rate), wave.dtype)(wave)
 
 
 def load_audio(source: Any, sampling_rate: int) -> torch.Tensor:

@@ -122,9 +122,12 @@ class AudioCapPreTrainedModel(PreTrainedModel):
 
     def freeze_feature_encoder(self) -> None:
         """Keep only the convolutional feature encoder of a waveform encoder fixed."""
-        if not hasattr(self.encoder, "freeze_feature_encoder"):
+        if hasattr(self.encoder, "freeze_feature_encoder"):
+            self.encoder.freeze_feature_encoder()
+        elif hasattr(getattr(self.encoder, "feature_extractor", None), "_freeze_parameters"):  # HuBERT, MERT
+            self.encoder.feature_extractor._freeze_parameters()
+        else:
             raise ValueError(f"{type(self.encoder).__name__} has no convolutional feature encoder to freeze")
-        self.encoder.freeze_feature_encoder()
 
     def _encoder_inputs(self, input_values, input_features):
         inputs = input_values if input_values is not None else input_features

@@ -149,8 +149,9 @@ def test_from_encoder_decoder_pretrained_loads_both_parts_from_local_dirs(tmp_pa
     assert model.config.connector == "cross_attention" and model.config.time_reduction_stride == 3
 
 
-def test_freezing_modes():
-    model, _ = genre_model("wav2vec2")
+@pytest.mark.parametrize("family", ["wav2vec2", "hubert", "mert"])
+def test_freezing_modes(family):
+    model, _ = genre_model(family)
     model.freeze_feature_encoder()
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith("encoder.feature_extractor.") for n in frozen)

@@ -1,0 +1,90 @@
+"""Preprocessing throughput: audiocap's decode + resample + normalise against `librosa.load(path, sr=...)`.
+
+The same files (44.1 kHz stereo music-like tracks written as WAV, FLAC and MP3) are loaded both ways, in one run,
+to mono at 24 kHz (MERT's rate) and peak-normalised: audiocap through `load_audio` (torchcodec / FFmpeg decoding,
+`torchaudio.functional.resample`) and `peak_normalize`; librosa through `librosa.load` (soundfile decoding, soxr
+resampling, its default) and `librosa.util.normalize`. Reported: audio seconds per wall second for each format,
+the ratio, and how far apart the two outputs are (signal-to-difference ratio in dB).
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modeling_audiocap import load_audio, peak_normalize
+
+from .extraction import music_like
+
+SOURCE_RATE = 44100
+TARGET_RATE = 24000
+FORMATS = ("wav", "flac", "mp3")
+
+
+def _write(folder: Path, fmt: str, files: int, seconds: float) -> list[Path]:
+    import soundfile
+
+    paths = []
+    for i in range(files):
+        mono = music_like(seconds, SOURCE_RATE, seed=i)
+        path = folder / f"track-{i}.{fmt}"
+        soundfile.write(path, np.stack([mono, mono[::-1]], axis=1), SOURCE_RATE)
+        paths.append(path)
+    return paths
+
+
+def _audiocap(path: Path) -> np.ndarray:
+    return peak_normalize(load_audio(path, TARGET_RATE)).numpy()
+
+
+def _librosa(path: Path) -> np.ndarray:
+    import librosa
+
+    return librosa.util.normalize(librosa.load(path, sr=TARGET_RATE, mono=True)[0])
+
+
+def _timed(load, paths: list[Path], rounds: int) -> tuple[float, list[np.ndarray]]:
+    outputs = [load(p) for p in paths[:1]]  # warm-up: libraries and resampling kernels loaded before timing
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        outputs = [load(p) for p in paths]
+        best = min(best, time.perf_counter() - start)
+    return best, outputs
+
+
+def _agreement_db(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(a.size, b.size)
+    a, b = a[:n], b[:n]
+    return float(10 * np.log10(np.sum(a**2) / max(np.sum((a - b) ** 2), 1e-20)))
+
+
+def run(files: int = 6, seconds: float = 30.0, rounds: int = 3, log=print) -> dict:
+    results = {"files": files, "track_seconds": seconds, "source": f"{SOURCE_RATE} Hz stereo",
+               "target_rate": TARGET_RATE, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in FORMATS:
+            try:
+                paths = _write(Path(tmp), fmt, files, seconds)
+            except Exception as error:  # libsndfile built without this format
+                results["rows"].append({"format": fmt, "skipped": f"cannot write {fmt}: {error}"})
+                continue
+            ours, ours_out = _timed(_audiocap, paths, rounds)
+            theirs, theirs_out = _timed(_librosa, paths, rounds)
+            audio = files * seconds
+            row = {
+                "format": fmt,
+                "audiocap_audio_seconds_per_second": audio / ours,
+                "librosa_audio_seconds_per_second": audio / theirs,
+                "speedup_vs_librosa": theirs / ours,
+                "agreement_db": min(_agreement_db(a, b) for a, b in zip(theirs_out, ours_out)),
+            }
+            results["rows"].append(row)
+            log(f"  {fmt}: audiocap {row['audiocap_audio_seconds_per_second']:.0f} audio s/s, librosa "
+                f"{row['librosa_audio_seconds_per_second']:.0f}, x{row['speedup_vs_librosa']:.2f}")
+    return results
+
+
+if __name__ == "__main__":
+    print(run())
