@@ -170,7 +170,7 @@ def main() -> None:
     splits = load_data(data_args, cap_args, training_args.seed)
     model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
     tokenizer = processor.tokenizer
-    window = int(round(data_args.max_length_seconds * processor.sampling_rate))
+    window, _ = data_args.window_samples(processor.sampling_rate)
 
     skipped, decoded = [], {}
     with training_args.main_process_first(desc="prepare data"):

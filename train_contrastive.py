@@ -103,6 +103,8 @@ class ContrastiveArguments:
     filter_p: float = field(default=0.8, metadata={"help": "Probability of a low/high-pass filter (CLMR: 0.8)."})
     pitch_p: float = field(default=0.6, metadata={"help": "Probability of a pitch shift (CLMR: 0.6)."})
     max_semitones: float = field(default=5.0, metadata={"help": "Largest pitch shift, semitones."})
+    delay_p: float = field(default=0.3, metadata={"help": "Probability of an echo 200-500 ms later (CLMR: 0.3)."})
+    reverb_p: float = field(default=0.6, metadata={"help": "Probability of room reverberation (CLMR: 0.6)."})
     time_mask_p: float = field(default=0.5, metadata={"help": "Spectrogram encoders: probability of a time mask."})
     frequency_mask_p: float = field(
         default=0.5, metadata={"help": "Spectrogram encoders: probability of a mel-band mask."}
@@ -303,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     process_seed = args.seed + 1000 * accelerator.process_index
     chain = clmr_augmentations(
         rate, args.polarity_p, args.noise_p, args.gain_p, args.filter_p, args.pitch_p, args.max_semitones,
-        args.min_gain_db, args.max_gain_db, args.noise_snr_db,
+        args.min_gain_db, args.max_gain_db, args.noise_snr_db, args.delay_p, args.reverb_p,
     )
     spec_chain = spectrogram_augmentations(args.time_mask_p, args.frequency_mask_p, args.spectrogram_noise_p)
     spec_hook = attach_spectrogram_augmentation(

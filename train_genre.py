@@ -38,7 +38,7 @@ class GenreArguments:
 
     label_column_name: str = field(default="label", metadata={"help": "Column holding the genre."})
     pooling: str = field(default="mean", metadata={"help": "mean | attention"})
-    head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head."})
+    head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head; 0: a linear probe."})
     head_dropout: float = field(default=0.2, metadata={"help": "Dropout in the head."})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Epochs without improvement."})
     overwrite_output_dir: bool = field(
@@ -126,7 +126,7 @@ def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.
 
 def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
     """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
-    window = int(round(data_args.max_length_seconds * processor.sampling_rate))
+    window, hop = data_args.window_samples(processor.sampling_rate)
     skipped: list[dict] = []
     decoded, windows = {}, {}
     with training_args.main_process_first(desc="prepare data"):
@@ -136,7 +136,7 @@ def prepare_splits(splits, model, processor, enc_args, data_args, training_args)
                 cache_dir=data_args.decoded_cache_dir,
             )
             skipped += [{**b, "split": split} for b in bad]
-            windows[split] = window_dataset(decoded[split], window)
+            windows[split] = window_dataset(decoded[split], window, hop)
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
         with training_args.main_process_first(desc="embedding cache"):
@@ -181,7 +181,7 @@ def main() -> None:
     splits = load_data(data_args, genre_args, training_args.seed)
     label_names = splits["train"].features["label"].names
     model, processor = build_model(enc_args, genre_args, data_args, label_names)
-    window = int(round(data_args.max_length_seconds * processor.sampling_rate))
+    window, _ = data_args.window_samples(processor.sampling_rate)
     if genre_args.probe_layers:
         run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, len(label_names))
         return
@@ -251,6 +251,7 @@ def main() -> None:
         split_sizes={split: len(ds) for split, ds in decoded.items()},
         seed=training_args.seed,
         window_seconds=data_args.max_length_seconds,
+        window_overlap=data_args.window_overlap,
         skipped_files=skipped,
         cosine_before=mean_pairwise_cosine(before),
         cosine_after=mean_pairwise_cosine(after),

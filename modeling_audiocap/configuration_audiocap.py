@@ -39,7 +39,8 @@ class AudioGenreConfig(PretrainedConfig):
             audio-spectrogram-transformer, clap_audio_model, audiocap's from-scratch encoders, ...).
         use_layer_weighting (`bool`): learn a weighting of all hidden-state layers; otherwise use the last one.
         pooling (`str`): `"mean"` (masked mean over valid frames) or `"attention"` (learned attention pooling).
-        head_hidden_size (`int`): width of the head's hidden layer (512 in the reference head).
+        head_hidden_size (`int`): width of the head's hidden layer (512 in the reference head); 0 makes the head a
+            linear probe.
         head_dropout (`float`): dropout before the head's output layer.
         window_seconds (`float`, optional): waveform inputs longer than this are cut into windows and the logits
             are averaged over windows; `None` sends the input whole.

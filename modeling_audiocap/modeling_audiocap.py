@@ -64,9 +64,13 @@ class AttentionPooling(nn.Module):
 
 
 class GenreHead(nn.Sequential):
-    """The reference head: Linear(D -> H), ReLU, BatchNorm, Dropout, Linear(H -> labels)."""
+    """The reference head: Linear(D -> H), ReLU, BatchNorm, Dropout, Linear(H -> labels); with `hidden=0` a linear
+    probe, Linear(D -> labels)."""
 
     def __init__(self, width: int, hidden: int, num_labels: int, dropout: float):
+        if hidden == 0:
+            super().__init__(nn.Linear(width, num_labels))
+            return
         super().__init__(
             nn.Linear(width, hidden), nn.ReLU(), nn.BatchNorm1d(hidden), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
         )

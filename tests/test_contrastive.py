@@ -16,12 +16,14 @@ from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encode
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
 from modeling_audiocap.training.augment import (
     AugmentationChain,
+    Delay,
     FrequencyMasking,
     Gain,
     GaussianNoise,
     PitchShift,
     PolarityInversion,
     RandomFilter,
+    Reverb,
     SpectrogramNoise,
     TimeMasking,
     attach_spectrogram_augmentation,
@@ -90,6 +92,8 @@ WAVEFORM_AUGMENTATIONS = [
     Gain(1.0),
     RandomFilter(1.0, RATE),
     PitchShift(1.0),
+    Delay(1.0, RATE),
+    Reverb(1.0, RATE),
     clmr_augmentations(RATE, noise_p=0.5),
 ]
 
@@ -117,6 +121,30 @@ def test_gain_stays_within_minus_six_and_zero_db_and_p_selects_examples():
     half = Gain(0.5, -6.0, -6.0)(x, torch.Generator().manual_seed(0))
     changed = (half != x).any(-1).float().mean().item()
     assert 0.2 < changed < 0.8
+
+
+def test_delay_adds_one_echo_between_200_and_500_ms_without_raising_the_peak():
+    click = torch.zeros(16, RATE)
+    click[:, 100] = 1.0
+    out = Delay(1.0, RATE)(click, torch.Generator().manual_seed(0))
+    echo_at = out[:, 101:].abs().argmax(-1) + 101
+    delay_ms = (echo_at - 100).float() * 1000 / RATE
+    assert delay_ms.min() >= 199 and delay_ms.max() <= 501 and len(set(delay_ms.round().tolist())) > 1
+    assert torch.allclose(out[:, 100], torch.full((16,), 1 / 1.5)) and out.abs().max() <= 1.0
+    assert torch.allclose(out[torch.arange(16), echo_at], torch.full((16,), 0.5 / 1.5))
+
+
+def test_reverb_spreads_a_click_into_a_decaying_tail_and_keeps_loudness():
+    reverb = Reverb(1.0, RATE, rt60_s=(0.3, 0.3), wet=(0.5, 0.5))
+    click = torch.zeros(4, RATE)
+    click[:, 0] = 1.0
+    out = reverb(click, torch.Generator().manual_seed(0))
+    early, late = out[:, 1 : RATE // 20].pow(2).sum(-1), out[:, RATE // 5 : RATE // 4].pow(2).sum(-1)
+    assert (early > 0).all() and (late < early / 100).all()  # the tail decays (60 dB by 0.3 s)
+    x = music()
+    wet = Reverb(1.0, RATE)(x, torch.Generator().manual_seed(1))
+    rms_ratio = wet.pow(2).mean(-1).sqrt() / x.pow(2).mean(-1).sqrt()
+    assert ((rms_ratio > 0.5) & (rms_ratio < 1.5)).all()
 
 
 def test_pitch_shift_moves_a_tone_by_at_most_five_semitones():

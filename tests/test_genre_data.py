@@ -8,6 +8,7 @@ import pytest
 from torchaudio.datasets import gtzan
 
 from modeling_audiocap.data.genre import load_genre_dataset
+from modeling_audiocap.training.arguments import AudioDataArguments
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, window_dataset
 
 
@@ -99,6 +100,21 @@ def test_windows_cover_each_clip_and_clip_logits_are_window_means(tmp_path):
     clip_logits, clip_labels, clips = clip_level(logits, np.asarray(rows["label"]), np.asarray(rows["clip_index"]))
     for k, clip in enumerate(clips):
         np.testing.assert_allclose(clip_logits[k], logits[np.asarray(rows["clip_index"]) == clip].mean(0))
+
+
+def test_window_overlap_cuts_music2vec_style_half_overlapping_windows(tmp_path):
+    args = AudioDataArguments(max_length_seconds=0.25, window_overlap=0.5)
+    window, hop = args.window_samples(16000)
+    assert (window, hop) == (4000, 2000)
+    write_wav(tmp_path / "x" / "long.wav", seconds=1.0, rate=16000)
+    decoded, _ = decode_dataset(audio_dataset([tmp_path / "x" / "long.wav"], [0]), 16000)
+    rows = window_dataset(decoded, window, hop)
+    assert len(rows) == 7  # starts 0, 2000, ..., 12000 over 16000 samples
+    wave = np.asarray(decoded[0]["waveform"])
+    for k, x in enumerate(rows["input_values"]):
+        np.testing.assert_array_equal(x, wave[k * hop : k * hop + window])
+    with pytest.raises(ValueError, match="window_overlap"):
+        AudioDataArguments(window_overlap=1.0)
 
 
 def test_decoded_audio_is_cached_on_disk_and_refreshed_when_a_file_changes(tmp_path):

@@ -65,6 +65,16 @@ def test_genre_model_attention_pooling_and_last_layer_only():
     assert out.logits.shape == (2, 3)
 
 
+def test_head_hidden_size_zero_is_a_linear_probe_that_round_trips(tmp_path):
+    model, resolved = genre_model("wav2vec2", head_hidden_size=0)
+    linear = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linear) == 1 and linear[0].out_features == 3
+    batch = batch_for(resolved)
+    model.save_pretrained(tmp_path)
+    reloaded = AudioEncoderForGenreClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
+
+
 def test_long_inputs_average_logits_over_windows():
     model, resolved = genre_model("wav2vec2", window_seconds=0.5)
     audio = torch.from_numpy(tone(1.25, 16000))[None]

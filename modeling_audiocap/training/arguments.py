@@ -44,6 +44,10 @@ class AudioDataArguments:
     audio_column_name: str = field(default="audio", metadata={"help": "Column holding the audio."})
     split_protocol: str = field(default="predefined", metadata={"help": "predefined | random | filtered (GTZAN)."})
     max_length_seconds: float = field(default=10.0, metadata={"help": "Window length for training and inference."})
+    window_overlap: float = field(
+        default=0.0,
+        metadata={"help": "Overlap of consecutive windows cut from a clip, a fraction in [0, 1) (music2vec: 0.5)."},
+    )
     builtin_dir: str = field(default="runs/data/music-set", metadata={"help": "Where the built-in set is written."})
     builtin_clips_per_genre: int = field(default=40, metadata={"help": "Built-in set: clips per genre."})
     builtin_seconds: float = field(default=4.0, metadata={"help": "Built-in set: clip length."})
@@ -54,6 +58,15 @@ class AudioDataArguments:
         default="runs/cache/decoded", metadata={"help": "Where decoded, resampled audio is kept for later runs."}
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
+
+    def __post_init__(self):
+        if not 0.0 <= self.window_overlap < 1.0:
+            raise ValueError(f"--window_overlap must be in [0, 1), got {self.window_overlap}")
+
+    def window_samples(self, sampling_rate: int) -> tuple[int, int]:
+        """Window length and hop in samples at `sampling_rate`."""
+        window = int(round(self.max_length_seconds * sampling_rate))
+        return window, max(1, int(round(window * (1.0 - self.window_overlap))))
 
 
 def parse_with_config(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:

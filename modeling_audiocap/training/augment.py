@@ -23,6 +23,9 @@ Waveform augmentations (`(batch, samples)`):
   at most 32, i.e. within 0.02 semitone), about 2 ms per crop (100x cheaper): pitch and tempo change together, like a
   record played faster or slower. A pitched-up view gets shorter and is completed by reflecting its end (at most a
   quarter of the crop at +5 semitones); a pitched-down one is cut back at a random start.
+- `Delay`: one echo 200-500 ms later at half volume (CLMR's).
+- `Reverb`: convolution with a synthetic room impulse response (decaying noise, random RT60 and damping), mixed
+  with the dry signal.
 
 Spectrogram augmentations (`(batch, n_mels, frames)`, log-mel in dB as `torchaudio.transforms.AmplitudeToDB` gives):
 
@@ -49,12 +52,14 @@ from torch.nn import functional as F
 
 __all__ = [
     "AugmentationChain",
+    "Delay",
     "FrequencyMasking",
     "Gain",
     "GaussianNoise",
     "PitchShift",
     "PolarityInversion",
     "RandomFilter",
+    "Reverb",
     "SpectrogramNoise",
     "TimeMasking",
     "attach_spectrogram_augmentation",
@@ -67,6 +72,10 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None)
     """`n` draws from U[low, high) on the generator's device (the CPU by default)."""
     device = generator.device if generator is not None else "cpu"
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def _rms(batch: torch.Tensor) -> torch.Tensor:
+    return batch.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-8)
 
 
 def _check_probability(p: float) -> float:
@@ -256,6 +265,89 @@ class PitchShift(RandomAugmentation):
         return f"p={self.p}, max_semitones={self.max_semitones}"
 
 
+class Delay(RandomAugmentation):
+    """Mix in one echo: `(x + volume * x delayed by d) / (1 + volume)`, `d` drawn from `delay_ms` in steps of
+    `step_ms` (CLMR: 200-500 ms by 50 ms, echo at half volume). The result never exceeds the input's peak."""
+
+    def __init__(
+        self,
+        p: float,
+        sampling_rate: int,
+        delay_ms: Sequence[float] = (200.0, 500.0),
+        step_ms: float = 50.0,
+        volume: float = 0.5,
+    ):
+        super().__init__(p)
+        self.sampling_rate = int(sampling_rate)
+        self.delay_ms = _check_range("delay_ms", *delay_ms)
+        self.step_ms = float(step_ms)
+        self.volume = float(volume)
+
+    def apply(self, batch, generator):
+        n, length = batch.shape
+        steps = int((self.delay_ms[1] - self.delay_ms[0]) // self.step_ms) + 1
+        picks = torch.floor(_uniform(n, 0.0, steps, generator)).clamp(max=steps - 1)
+        shifts = ((self.delay_ms[0] + picks * self.step_ms) * self.sampling_rate / 1000).long().clamp(max=length)
+        index = torch.arange(length)[None, :] - shifts[:, None]
+        echo = batch.gather(1, index.clamp(min=0).to(batch.device)) * (index >= 0).to(batch.device)
+        return (batch + self.volume * echo) / (1.0 + self.volume)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, delay_ms={self.delay_ms}, step_ms={self.step_ms}, volume={self.volume}"
+
+
+class Reverb(RandomAugmentation):
+    """Room reverberation: convolution (`torchaudio.functional.fftconvolve`) with a synthetic impulse response, a
+    direct path followed by exponentially decaying Gaussian noise whose level falls by 60 dB in a random RT60 from
+    `rt60_s` (room size), low-passed by a one-pole filter of random `damping` (air and wall absorption); mixed
+    with the dry signal at a random wet share from `wet`. The wet part is scaled to the dry part's RMS, so loudness
+    is kept. (CLMR used SoX's reverb, which torchaudio no longer ships.)"""
+
+    def __init__(
+        self,
+        p: float,
+        sampling_rate: int,
+        rt60_s: Sequence[float] = (0.2, 1.0),
+        wet: Sequence[float] = (0.1, 0.5),
+        damping: Sequence[float] = (0.0, 0.7),
+    ):
+        super().__init__(p)
+        self.sampling_rate = int(sampling_rate)
+        self.rt60_s = _check_range("rt60_s", *rt60_s)
+        self.wet = _check_range("wet", *wet)
+        self.damping = _check_range("damping", *damping)
+
+    def impulse_responses(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """`n` impulse responses `(n, taps)`, as long as the longest RT60 allows, with unit energy."""
+        rt60 = _uniform(n, *self.rt60_s, generator)
+        damping = _uniform(n, *self.damping, generator)
+        taps = int(self.rt60_s[1] * self.sampling_rate)
+        t = torch.arange(taps) / self.sampling_rate
+        device = generator.device if generator is not None else "cpu"
+        noise = torch.randn((n, taps), generator=generator, device=device).cpu()
+        tail = noise * torch.pow(10.0, -3.0 * t[None, :] / rt60[:, None])  # -60 dB at t = RT60
+        tail = torchaudio.functional.lfilter(
+            tail, torch.stack([torch.ones(n), -damping], 1), torch.stack([1 - damping, torch.zeros(n)], 1),
+            clamp=False, batching=True,
+        )
+        tail[:, 0] = 0.0
+        tail = tail / tail.norm(dim=-1, keepdim=True)
+        tail[:, 0] = 1.0  # the direct path
+        return tail / tail.norm(dim=-1, keepdim=True)
+
+    def apply(self, batch, generator):
+        n, length = batch.shape
+        wet = _uniform(n, *self.wet, generator).to(batch.device)[:, None]
+        responses = self.impulse_responses(n, generator).to(batch.device)
+        dry = batch.float()
+        reverberant = torchaudio.functional.fftconvolve(dry, responses)[:, :length]
+        reverberant = reverberant * _rms(dry) / _rms(reverberant)
+        return (1 - wet) * dry + wet * reverberant
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, rt60_s={self.rt60_s}, wet={self.wet}, damping={self.damping}"
+
+
 def clmr_augmentations(
     sampling_rate: int,
     polarity_p: float = 0.8,
@@ -267,17 +359,20 @@ def clmr_augmentations(
     min_gain_db: float = -6.0,
     max_gain_db: float = 0.0,
     noise_snr_db: Sequence[float] = (20.0, 40.0),
+    delay_p: float = 0.3,
+    reverb_p: float = 0.6,
 ) -> AugmentationChain:
-    """CLMR's waveform chain after the random crop: polarity inversion, noise, gain, filter, pitch. The default
-    probabilities are CLMR's (`config/config.yaml` of github.com/Spijkervet/CLMR); its delay (p 0.3) and reverb
-    (p 0.6) are not included."""
+    """CLMR's waveform chain after the random crop, in its order: polarity inversion, noise, gain, filter, delay,
+    pitch, reverb. The default probabilities are CLMR's (`config/config.yaml` of github.com/Spijkervet/CLMR)."""
     return AugmentationChain(
         [
             PolarityInversion(polarity_p),
             GaussianNoise(noise_p, noise_snr_db),
             Gain(gain_p, min_gain_db, max_gain_db),
             RandomFilter(filter_p, sampling_rate),
+            Delay(delay_p, sampling_rate),
             PitchShift(pitch_p, max_semitones),
+            Reverb(reverb_p, sampling_rate),
         ]
     )
 
