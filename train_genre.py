@@ -250,6 +250,7 @@ def main() -> None:
         split_protocol=data_args.split_protocol,
         split_sizes={split: len(ds) for split, ds in decoded.items()},
         seed=training_args.seed,
+        world_size=training_args.world_size,
         window_seconds=data_args.max_length_seconds,
         window_overlap=data_args.window_overlap,
         skipped_files=skipped,

@@ -364,18 +364,19 @@ def test_thirty_minute_track_runs_in_bounded_memory(tmp_path):
     assert peak30 - peak5 < 40, (peak5, peak30)
 
 
-def test_two_processes_with_accelerate_embed_each_clip_once(tmp_path, clip_dir, encoder_dir):
-    """`accelerate launch --cpu --num_processes 2 -m modeling_audiocap.embedding.cli`: shards split between the two
-    processes, one dataset with every clip exactly once, equal to a one-process run."""
+def test_two_processes_embed_each_clip_once(tmp_path, clip_dir, encoder_dir):
+    """`torchrun --nproc_per_node 2 -m modeling_audiocap.embedding.cli` (two CPU processes): shards split between
+    the two processes, one dataset with every clip exactly once, equal to a one-process run."""
     out = tmp_path / "two"
     args = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "-m",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
         "modeling_audiocap.embedding.cli", str(clip_dir), "--encoder", str(encoder_dir), "--output_dir", str(out),
         "--window_seconds", "1", "--batch_size", "3", "--shard_size", "2", "--num_workers", "0", "--no_progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads((out / "embedding_config.json").read_text())["processes_that_wrote_shards"] == 2
     two = datasets.load_from_disk(str(out)).with_format("numpy")
     files = sorted(p.relative_to(clip_dir).as_posix() for p in clip_dir.rglob("*.wav"))
     assert list(two["id"]) == files  # each clip once, in input order

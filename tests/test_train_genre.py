@@ -87,11 +87,12 @@ def test_frozen_mode_reuses_the_embedding_cache(tmp_path, encoder_dir, data_dir)
 
 
 def test_two_cpu_processes_count_every_clip_once(tmp_path, encoder_dir, data_dir):
-    """`accelerate launch --cpu --num_processes 2`: the same splits, and each validation/test clip scored once."""
+    """`torchrun --nproc_per_node 2 train_genre.py --use_cpu true`: two processes, the same splits, and each
+    validation/test clip scored once."""
     out = tmp_path / "two"
     args = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-        str(ROOT / "train_genre.py"), "--encoder_name_or_path", str(encoder_dir), "--encoder_mode", "frozen",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(ROOT / "train_genre.py"), "--use_cpu", "true", "--encoder_name_or_path", str(encoder_dir), "--encoder_mode", "frozen",
         "--dataset_name", "builtin", "--builtin_dir", str(data_dir / "set"), "--builtin_clips_per_genre", "6",
         "--builtin_seconds", "1.5", "--max_length_seconds", "1.0", "--embedding_cache_dir", str(data_dir / "cache"),
         "--head_hidden_size", "16", "--output_dir", str(out), "--num_train_epochs", "2", "--learning_rate", "1e-3",
@@ -101,6 +102,7 @@ def test_two_cpu_processes_count_every_clip_once(tmp_path, encoder_dir, data_dir
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
+    assert results["world_size"] == 2
     for split in ("validation", "test"):
         assert sum(map(sum, results[split]["confusion_matrix"])) == results["split_sizes"][split]
     assert results["split_sizes"] == {"train": 24, "validation": 6, "test": 6}

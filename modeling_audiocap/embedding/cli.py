@@ -6,7 +6,8 @@
         [--audio_column audio] [--id_column id] [--split train] [--overwrite] [--no_progress]
 
 INPUTS: a folder, audio files, a `save_to_disk` directory or a Hub dataset id. Several processes:
-`accelerate launch [--num_processes N] -m modeling_audiocap.embedding.cli ...` (each takes its shards).
+`accelerate launch --multi_gpu --num_processes N -m modeling_audiocap.embedding.cli ...` or, on CPUs, `torchrun
+--nproc_per_node N -m modeling_audiocap.embedding.cli ...` (each process takes its shards).
 """
 
 import argparse

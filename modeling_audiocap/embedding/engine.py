@@ -116,7 +116,9 @@ def _processes(device: str | torch.device | None) -> _Processes:
     if world > 1:
         from accelerate import PartialState
 
-        state = PartialState(cpu=device is not None and torch.device(device).type == "cpu")
+        # Without `cpu=True` accelerate does not join CPU processes into one group (each would think it is alone).
+        on_cpu = torch.device(device).type == "cpu" if device is not None else not torch.cuda.is_available()
+        state = PartialState(cpu=on_cpu)
         return _Processes(
             state.process_index, state.num_processes, torch.device(device) if device else state.device,
             state.wait_for_everyone,
@@ -428,6 +430,7 @@ class _ShardRunner:
             {
                 "shard": shard,
                 "file": name,
+                "process": self.rank,
                 "clips": len(rows),
                 "windows": sum(t.num_windows for t in rows),
                 "audio_seconds": sum(t.num_samples for t in rows) / rate,
@@ -496,6 +499,7 @@ def _finalize(output_dir: Path, num_shards: int, features: datasets.Features, pl
         "windows": sum(m["windows"] for m in markers),
         "audio_seconds": sum(m["audio_seconds"] for m in markers),
         "skipped": len(skipped),
+        "processes_that_wrote_shards": len({m.get("process", 0) for m in markers}),
     }
     _atomic_write_json(output_dir / SKIPPED_FILE, skipped)
     _atomic_write_json(output_dir / CONFIG_FILE, {**plan, **counts})
