@@ -35,6 +35,7 @@ from modeling_audiocap.embedding import (
 )
 from modeling_audiocap.embedding import stream
 from modeling_audiocap.embedding.cli import main as cli_main
+from modeling_audiocap.embedding.fftconv import FFTConv1d
 from modeling_audiocap.modeling_encoders import encode_layers
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 
@@ -179,7 +180,7 @@ def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders,
             assert kept == 2
             if family in ("wav2vec2", "wav2vec2-layernorm", "mert", "mert-330m-style"):
                 conv = model.encoder.pos_conv_embed.conv
-                assert not hasattr(conv, "parametrizations")  # weight norm folded into a plain weight
+                assert isinstance(conv, FFTConv1d)  # weight norm folded, then computed by FFT
             truncated, _ = encode_layers(model, config, inputs, mask)
         again, _ = encode_layers(model, config, inputs, mask)
     assert truncated.shape[1] == 2
@@ -187,6 +188,19 @@ def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders,
     torch.testing.assert_close(again, full)  # the model is restored
     if family == "wav2vec2":
         assert hasattr(model.encoder.pos_conv_embed.conv, "parametrizations")
+
+
+@pytest.mark.parametrize("channels,taps,groups,frames", [(768, 128, 16, 301), (32, 16, 2, 5), (24, 31, 3, 40)])
+def test_fft_positional_conv_equals_the_direct_convolution(channels, taps, groups, frames):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(channels, channels, taps, padding=taps // 2, groups=groups)
+    fft = FFTConv1d.from_conv(conv)
+    x = torch.randn(3, channels, frames)
+    with torch.no_grad():
+        torch.testing.assert_close(fft(x), conv(x), rtol=1e-4, atol=2e-5)
+        assert fft(x.bfloat16()).dtype == torch.bfloat16  # computed in float32, returned in the input's dtype
+    with pytest.raises(ValueError, match="stride-1"):
+        FFTConv1d.from_conv(torch.nn.Conv1d(4, 4, 3, stride=2))
 
 
 @pytest.mark.parametrize("frame_api", [True, False])

@@ -5,11 +5,12 @@ import wave
 import datasets
 import numpy as np
 import pytest
+import torch
 from torchaudio.datasets import gtzan
 
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.training.arguments import AudioDataArguments
-from modeling_audiocap.training.genre_data import clip_level, decode_dataset, window_dataset
+from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
 
 
 def write_wav(path, seconds=0.05, rate=8000, freq=440.0):
@@ -132,3 +133,31 @@ def test_decoded_audio_is_cached_on_disk_and_refreshed_when_a_file_changes(tmp_p
     changed, _ = decode_dataset(audio_dataset([tmp_path / "a.wav", tmp_path / "b.wav"], [0, 1]), 16000, cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").glob("decoded-*.arrow"))) == 2
     assert len(changed[1]["waveform"]) == 6400
+
+
+def test_cached_embeddings_of_a_window_do_not_depend_on_its_batch(tmp_path):
+    """Frozen mode's cache: a short clip's window batched with full windows gets what it gets alone, also through a
+    group-norm feature encoder (wav2vec2-base style), which normalises over any padding."""
+    from conftest import tiny_encoder_config
+
+    from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, mean_pool, resolve_encoder
+    from modeling_audiocap.processing_audiocap import AudioCapProcessor
+
+    write_wav(tmp_path / "x" / "long.wav", seconds=1.0, rate=16000)
+    write_wav(tmp_path / "y" / "short.wav", seconds=0.3, rate=16000, freq=330.0)
+    decoded, _ = decode_dataset(audio_dataset([tmp_path / "x" / "long.wav", tmp_path / "y" / "short.wav"], [0, 1]),
+                                16000)
+    windows = window_dataset(decoded, window=8000)
+    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
+    assert resolved.config.feat_extract_norm == "group"
+    model = AudioEncoderForGenreClassification(
+        AudioGenreConfig(encoder=resolved.config, num_labels=2, sampling_rate=16000)
+    ).eval()
+    processor = AudioCapProcessor(resolved.feature_extractor)
+    cached = embed_windows(windows, model, lambda w: dict(processor.featurize(w)), tmp_path / "cache", "tiny", 8)
+    assert len(cached) == 3  # two windows of the long clip, one short window
+    for row, window in zip(cached, windows["input_values"]):
+        features = processor.featurize([window])
+        with torch.no_grad():
+            alone = mean_pool(*model.layer_hidden_states(features["input_values"], features.get("attention_mask")))
+        np.testing.assert_allclose(row["layer_embeddings"], alone[0].numpy(), rtol=1e-4, atol=1e-5)

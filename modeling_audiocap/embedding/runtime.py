@@ -10,8 +10,9 @@ turn a batch of equal-length windows into pooled layer embeddings.
 - `inference_ready(model, layers)` (a context manager) puts the model in eval mode, folds weight norm into plain
   weights on copies of the affected modules (wav2vec2 / HuBERT / MERT keep their positional convolution under a
   weight-norm parametrization, recomputed at every call, and which `FlopCounterMode` and some export paths cannot
-  trace), and drops the transformer layers above the deepest layer asked for. Everything is put back on exit, so a
-  model passed in by the caller is left as it was.
+  trace), computes the positional convolution by FFT (`FFTConv1d`: the same result, far fewer operations than the
+  128-tap grouped convolution), and drops the transformer layers above the deepest layer asked for. Everything is
+  put back on exit, so a model passed in by the caller is left as it was.
 - `LayerEmbedder` runs a batch through `encode_layers` under `torch.inference_mode` and autocast and pools each kept
   layer: `"mean"` (masked mean over frames), `"mean+std"` (mean and population std, concatenated along the width) or
   `"frames"` (the valid frames themselves).
@@ -32,6 +33,7 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..encoders import ResolvedEncoder, read_config_dict, resolve_encoder
 from ..modeling_encoders import encode_layers, is_waveform_encoder, main_input_name, num_layers
+from .fftconv import FFTConv1d
 
 POOLINGS = ("mean", "mean+std", "frames")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -248,10 +250,24 @@ def _install_output_hooks(model: nn.Module) -> None:
         maybe_install_capturing_hooks(model)
 
 
+def _positional_convs(model: nn.Module) -> list[nn.Module]:
+    """The `pos_conv_embed` modules (wav2vec2 / HuBERT / WavLM / MERT) whose `conv` is a large-kernel stride-1 Conv1d."""
+    found = []
+    for name, module in model.named_modules():
+        conv = getattr(module, "conv", None)
+        if name.split(".")[-1] == "pos_conv_embed" and isinstance(conv, nn.Conv1d):
+            if conv.kernel_size[0] >= 16 and conv.stride == (1,) and conv.dilation == (1,):
+                found.append(module)
+    return found
+
+
 @contextlib.contextmanager
-def inference_ready(model: nn.Module, config: PretrainedConfig, max_layer: int | None = None) -> Iterator[int]:
-    """Eval mode, weight norm folded on copies, and only the layers up to hidden state `max_layer` run (see the module
-    docstring); yields the number of hidden states the model then returns. Restores the model on exit."""
+def inference_ready(
+    model: nn.Module, config: PretrainedConfig, max_layer: int | None = None, fft_positional_conv: bool = True
+) -> Iterator[int]:
+    """Eval mode, weight norm folded on copies, the positional convolution computed by FFT (`FFTConv1d`, unless
+    `fft_positional_conv=False`), and only the layers up to hidden state `max_layer` run (see the module docstring);
+    yields the number of hidden states the model then returns. Restores the model on exit."""
     was_training = model.training
     folded = [(parent, attribute, child) for parent, attribute, child in _weight_norm_modules(model)]
     swaps: list[tuple[nn.Module, str, nn.Module]] = []
@@ -263,6 +279,9 @@ def inference_ready(model: nn.Module, config: PretrainedConfig, max_layer: int |
         for parent, attribute, child in folded:
             setattr(parent, attribute, folded_copy(child))
             swaps.append((parent, attribute, child))
+        for owner in _positional_convs(model) if fft_positional_conv else []:
+            swaps.append((owner, "conv", owner.conv))
+            owner.conv = FFTConv1d.from_conv(owner.conv)
         stack = _layer_stack(model, config)
         # hidden states are recorded by hooks on the layers: at least one layer must run
         keep = None if max_layer is None else max(1, max_layer)

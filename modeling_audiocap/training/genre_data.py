@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from ..audio import AudioDecodingError, load_audio, peak_normalize, window_starts
-from ..modeling_audiocap import AudioEncoderForGenreClassification, mean_pool
+from ..embedding.runtime import LayerEmbedder, LoadedEncoder
+from ..modeling_audiocap import AudioEncoderForGenreClassification
+from ..modeling_encoders import num_layers
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +109,13 @@ def window_dataset(dataset: datasets.Dataset, window: int, hop: int | None = Non
 def embedding_cache_key(encoder_id: str, model: AudioEncoderForGenreClassification, windows: datasets.Dataset) -> str:
     """Key of an embedding cache: encoder, its config, preprocessing (in the window rows' fingerprint) and data."""
     payload = json.dumps(
-        {"encoder": encoder_id, "config": model.config.encoder.to_dict(), "rows": windows._fingerprint}, sort_keys=True, default=str
+        {"encoder": encoder_id, "config": model.config.encoder.to_dict(), "rows": windows._fingerprint, "engine": 2},
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-@torch.inference_mode()
 def embed_windows(
     windows: datasets.Dataset,
     model: AudioEncoderForGenreClassification,
@@ -121,32 +124,40 @@ def embed_windows(
     encoder_id: str,
     batch_size: int = 8,
 ) -> datasets.Dataset:
-    """Replace `input_values` with per-layer mean-pooled `layer_embeddings` `(L, D)`; cached on disk by key."""
+    """Replace `input_values` with per-layer mean-pooled `layer_embeddings` `(L, D)`; cached on disk by key.
+
+    Runs the extraction engine's `LayerEmbedder` (inference mode, weight norm folded, FFT positional convolution)
+    on windows grouped by length, so that no batch is padded: a window's embeddings do not depend on its batch."""
     key = embedding_cache_key(encoder_id, model, windows)
     cache_file = Path(cache_dir) / f"embeddings-{key}.arrow"
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     if cache_file.exists():
         logger.info("Reusing cached embeddings %s", cache_file)
-    model.eval()
+    config = model.config
+    loaded = LoadedEncoder(model.encoder, config.encoder, None, config.sampling_rate, num_layers(config.encoder),
+                           config.clap_output)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def embed(batch: dict) -> dict:
-        inputs = featurize([np.asarray(w, dtype=np.float32) for w in batch["input_values"]])
-        main = inputs.pop("input_values", None)
-        if main is None:
-            main = inputs.pop("input_features")
-        mask = inputs.pop("attention_mask", None)
-        hidden, frame_mask = model.layer_hidden_states(main, mask, **inputs)
-        return {"layer_embeddings": mean_pool(hidden, frame_mask).float().numpy()}
+        waves = [np.asarray(w, dtype=np.float32) for w in batch["input_values"]]
+        out: list[np.ndarray | None] = [None] * len(waves)
+        for length in sorted({w.size for w in waves}):
+            same = [i for i, w in enumerate(waves) if w.size == length]
+            pooled = embedder(featurize([waves[i] for i in same])).numpy()
+            for i, row in zip(same, pooled):
+                out[i] = row
+        return {"layer_embeddings": out}
 
-    return windows.map(
-        embed,
-        batched=True,
-        batch_size=batch_size,
-        remove_columns=["input_values"],
-        cache_file_name=str(cache_file),
-        new_fingerprint=key,
-        desc="embed (frozen encoder)",
-    ).with_format("numpy")
+    with LayerEmbedder(loaded, list(range(loaded.num_layers)), "mean", device) as embedder:
+        return windows.map(
+            embed,
+            batched=True,
+            batch_size=batch_size,
+            remove_columns=["input_values"],
+            cache_file_name=str(cache_file),
+            new_fingerprint=key,
+            desc="embed (frozen encoder)",
+        ).with_format("numpy")
 
 
 def clip_level(logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray):
