@@ -111,7 +111,23 @@ def encode_layers(
 
     Returns:
         `(hidden_states, frame_mask)`: `(batch, layers, frames, width)` and a bool `(batch, frames)` or `None`.
+
+    A frozen encoder (no parameter requiring grad, input not requiring grad) runs without recording a graph: nothing
+    is kept for a backward pass that could not reach it.
     """
+    frozen = not inputs.requires_grad and not any(p.requires_grad for p in encoder.parameters())
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+        return _encode_layers(encoder, config, inputs, attention_mask, clap_output, **extra)
+
+
+def _encode_layers(
+    encoder: nn.Module,
+    config: PretrainedConfig,
+    inputs: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    clap_output: str,
+    **extra: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     model_type = config.model_type
     if model_type == "clap_audio_model":
         out = encoder(input_features=inputs, **extra)

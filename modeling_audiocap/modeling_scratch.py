@@ -233,6 +233,12 @@ class ScratchEncoderPreTrainedModel(PreTrainedModel):
             state = F.adaptive_avg_pool1d(state, frames)
         return projection(state.transpose(1, 2))
 
+    def _projected_frames(self, states: list[torch.Tensor], keep_all: bool) -> list[torch.Tensor]:
+        """Every block's state (or only the last) at the last block's frame rate and `hidden_size` wide."""
+        frames = states[-1].shape[-1]
+        indices = range(len(states)) if keep_all else [len(states) - 1]
+        return [self._to_frames(states[i], self.projections[i], frames) for i in indices]
+
     def _output(self, hidden_states: list[torch.Tensor], output_hidden_states: bool, return_dict: bool | None):
         last = hidden_states[-1]
         all_states = tuple(hidden_states) if output_hidden_states else None
@@ -283,10 +289,7 @@ class SampleCNNModel(ScratchEncoderPreTrainedModel):
             x = block(x)
             states.append(x)
         keep_all = self._wants_hidden_states(output_hidden_states)
-        frames = x.shape[-1]
-        indices = range(len(states)) if keep_all else [len(states) - 1]
-        hidden = [self._to_frames(states[i], self.projections[i], frames) for i in indices]
-        return self._output(hidden, keep_all, return_dict)
+        return self._output(self._projected_frames(states, keep_all), keep_all, return_dict)
 
 
 class SoundNetModel(ScratchEncoderPreTrainedModel):
@@ -331,10 +334,7 @@ class SoundNetModel(ScratchEncoderPreTrainedModel):
             states.append(x)
         keep_all = self._wants_hidden_states(output_hidden_states)
         frames = x.shape[-1]
-        hidden = []
-        if keep_all or self.lstm is None:
-            indices = range(len(states)) if keep_all else [len(states) - 1]
-            hidden = [self._to_frames(states[i], self.projections[i], frames) for i in indices]
+        hidden = self._projected_frames(states, keep_all) if keep_all or self.lstm is None else []
         if self.lstm is not None:
             lstm_outputs = self.lstm(x.transpose(1, 2), self._frame_lengths(frames, attention_mask))
             hidden = hidden + lstm_outputs if keep_all else lstm_outputs[-1:]
@@ -391,10 +391,7 @@ class MelCNNModel(ScratchEncoderPreTrainedModel):
             x = block(x)
             states.append(x.mean(dim=2))  # (B, C, T_i): averaged over frequency
         keep_all = self._wants_hidden_states(output_hidden_states)
-        frames = x.shape[-1]
-        indices = range(len(states)) if keep_all else [len(states) - 1]
-        hidden = [self._to_frames(states[i], self.projections[i], frames) for i in indices]
-        return self._output(hidden, keep_all, return_dict)
+        return self._output(self._projected_frames(states, keep_all), keep_all, return_dict)
 
 
 class CLDNNModel(ScratchEncoderPreTrainedModel):

@@ -81,3 +81,16 @@ def featurize(feature_extractor, audios: list[np.ndarray]) -> dict:
     kwargs = {"padding": True} if hasattr(feature_extractor, "do_normalize") else {}
     out = feature_extractor(audios, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt", **kwargs)
     return dict(out)
+
+
+# The head of a script run in a subprocess where the audiocap package cannot be imported (remote-code loading).
+WITHOUT_PACKAGE = r"""
+import json, sys
+sys.modules["modeling_audiocap"] = None  # the package is not available in this process
+try:
+    import modeling_audiocap  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("modeling_audiocap should not be importable here")
+"""

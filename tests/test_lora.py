@@ -27,6 +27,8 @@ def test_lora_trains_adapters_and_head_only(family):
         optimizer.zero_grad()
     changed = {n for n, p in peft_model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and changed <= trainable
+    if family == "mert":  # no graph through the frozen conv feature encoder
+        assert not model.encoder.feature_extractor(batch["input_values"]).requires_grad
 
 
 def test_lora_adapters_round_trip_and_merge(tmp_path):

@@ -161,13 +161,20 @@ def test_from_encoder_decoder_pretrained_loads_both_parts_from_local_dirs(tmp_pa
 
 @pytest.mark.parametrize("family", ["wav2vec2", "hubert", "mert"])
 def test_freezing_modes(family):
-    model, _ = genre_model(family)
+    model, resolved = genre_model(family)
     model.freeze_feature_encoder()
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith("encoder.feature_extractor.") for n in frozen)
     model.freeze_encoder()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and not any(n.startswith("encoder.") for n in trainable)
+    # a frozen encoder records no graph (its activations are not kept), and the head still trains
+    model.train()
+    batch = batch_for(resolved)
+    hidden, _ = model.layer_hidden_states(batch["input_values"], batch.get("attention_mask"))
+    assert not hidden.requires_grad
+    model(**batch, labels=torch.tensor([0, 1])).loss.backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if n.startswith("head."))
     clap, _ = genre_model("clap")
     with pytest.raises(ValueError, match="no convolutional feature encoder"):
         clap.freeze_feature_encoder()

@@ -9,7 +9,7 @@ import wave
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_encoder_config, tone
+from conftest import WITHOUT_PACKAGE, tiny_encoder_config, tone
 from test_modeling import LABELS, caption_model, genre_model
 from transformers import AutoProcessor, PreTrainedTokenizerFast
 
@@ -219,15 +219,7 @@ def test_auto_processor_finds_it_on_a_saved_model_dir(clips, tmp_path):
     assert type(loaded) is AudioCapProcessor and loaded.window_seconds is None
 
 
-REMOTE_SCRIPT = r"""
-import json, sys
-sys.modules["modeling_audiocap"] = None  # the package is not available in this process
-try:
-    import modeling_audiocap  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("modeling_audiocap should not be importable here")
+REMOTE_SCRIPT = WITHOUT_PACKAGE + r"""
 import numpy as np, torch
 from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 

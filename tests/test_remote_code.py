@@ -7,18 +7,10 @@ import wave
 
 import numpy as np
 import torch
-from conftest import featurize, tiny_t5_config, tone
+from conftest import WITHOUT_PACKAGE, featurize, tiny_t5_config, tone
 from test_modeling import LABELS, caption_model, genre_model
 
-SCRIPT = r"""
-import json, sys
-sys.modules["modeling_audiocap"] = None  # the package is not available in this process
-try:
-    import modeling_audiocap  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("modeling_audiocap should not be importable here")
+SCRIPT = WITHOUT_PACKAGE + r"""
 import numpy as np, torch
 from safetensors.torch import load_file
 from transformers import AutoModelForAudioClassification, AutoModelForSpeechSeq2Seq, pipeline

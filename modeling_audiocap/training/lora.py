@@ -45,6 +45,11 @@ def apply_lora(
     modules_to_save = [name for name in HEAD_MODULES if getattr(model, name, None) is not None]
     if hasattr(model, "t5") and not include_text_model:
         modules_to_save.append("t5")
+    feature_encoder = getattr(getattr(model, "encoder", None), "feature_extractor", None)
+    if hasattr(feature_encoder, "_freeze_parameters"):
+        # wav2vec2-family feature encoders otherwise make their output require grad (for reentrant checkpointing),
+        # recording a graph through the frozen convolutions that no adapter needs.
+        feature_encoder._freeze_parameters()
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
