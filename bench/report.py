@@ -70,9 +70,10 @@ def _extraction(results: dict) -> list[str]:
     lines = [
         "", "## Encoder throughput: naive vs. extraction path", "",
         "naive = plain transformers, one clip at a time, fp32, all hidden states kept (`torch.no_grad`); "
-        "engine = `LayerEmbedder` as run by `extract_embeddings` (inference mode, weight norm folded, equal-length "
-        "batches, autocast for bf16, layers pooled on the fly). Inputs are featurised windows (decoding is measured "
-        "end to end below).", "",
+        "engine = `LayerEmbedder` as run by `extract_embeddings` (inference mode, weight norm folded, positional "
+        "convolution by FFT, equal-length batches, autocast for bf16, layers pooled on the fly). Inputs are "
+        "featurised windows (decoding is measured end to end below). Fraction of peak counts the model's FLOPs "
+        "(the positional convolution as the convolution it is, though the FFT does fewer).", "",
         "| encoder | path | batch | dtype | window s | runs | audio s / s | x naive (per-round range) | fraction of peak "
         "| peak memory MiB |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -203,8 +204,11 @@ def _training_memory(results: dict) -> list[str]:
         "", "## Memory of a training step", "",
         f"{t['encoder']}, batch {t['batch']} x {t['seconds_per_clip']:g} s at {t['sampling_rate']} Hz, one AdamW step "
         "(forward, backward, optimizer state) in a fresh process per row; frozen: encoder fixed; LoRA: r 8 on the "
-        "attention projections; unfrozen: all but the conv feature encoder. Step peak = RSS high-water mark during "
-        "the step above the RSS once the model was built" + (" (and CUDA peak allocated)." if cuda else "."), "",
+        "attention projections; unfrozen: all but the conv feature encoder. Frozen runs the fixed encoder in the "
+        "step without recording a graph (as `train_caption.py --encoder_mode frozen` does; `train_genre.py`'s "
+        "frozen mode trains from the embedding cache and runs no encoder in its steps). Step peak = RSS "
+        "high-water mark during the step above the RSS once the model was built"
+        + (" (and CUDA peak allocated)." if cuda else "."), "",
         "| mode | gradient checkpointing | trainable parameters | step peak MiB | process peak MiB | step s |",
         "|---|---|---:|---:|---:|---:|",
     ]
@@ -264,6 +268,15 @@ def _shortfalls(results: dict) -> list[str]:
             "worse than the matmuls that set the bf16 'peak', so whole encoders reach a small fraction of it. "
             "`dtype=\"auto\"` therefore picks float32 on this CPU; bf16 is for GPUs and AMX / AVX512-BF16 CPUs."
         )
+        fp32_rows = [row for enc in results["extraction"]["encoders"] for row in enc["rows"]
+                     if row["path"] == "engine" and row["dtype"] == "float32" and "skipped" not in row]
+        if fp32_rows:
+            best = max(fp32_rows, key=lambda row: row["fraction_of_peak"])
+            achieved = best["fraction_of_peak"] * peaks["float32"]
+            lines.append(
+                f"- What `dtype=\"auto\"` gives instead: {best['encoder']} at batch {best['batch']} in float32 runs at "
+                f"{achieved / 1e9:.0f} GFLOP/s, {achieved / peaks['bfloat16']:.1f}x this machine's bf16 matmul peak."
+            )
     if cpu:
         fp32_misses = [row for row in misses if row["dtype"] == "float32"]
         best_path = max(results["matmul_peak"]["float32"]["measured"],

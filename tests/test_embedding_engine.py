@@ -146,6 +146,26 @@ def test_batched_windows_equal_single_clip_results(tmp_path, clip_dir, encoders,
         assert not np.allclose(padded, row["embeddings"][0], atol=1e-3)
 
 
+def test_compressed_formats_rates_and_channels_embed_as_load_audio_decodes_them(tmp_path, encoders):
+    """FLAC, MP3, Ogg Vorbis and AAC files at 44.1 / 48 / 22.05 kHz, stereo and mono, of different lengths: each is
+    streamed and resampled block by block to what `load_audio` gives for the whole file, window by window."""
+    from torchcodec.encoders import AudioEncoder
+
+    folder = tmp_path / "formats"
+    folder.mkdir()
+    specs = [("a.flac", 44100, 2, 2.6), ("b.mp3", 48000, 2, 1.7), ("c.ogg", 22050, 1, 3.1), ("d.m4a", 44100, 1, 0.8)]
+    for name, rate, channels, seconds in specs:
+        t = torch.arange(int(rate * seconds)) / rate
+        tone_ = 0.3 * torch.sin(2 * torch.pi * 330.0 * t) * (1 + 0.5 * torch.sin(2 * torch.pi * 2.0 * t))
+        AudioEncoder(tone_.repeat(channels, 1), sample_rate=rate).to_file(str(folder / name))
+    resolved = encoders("wav2vec2")
+    ds = run(str(folder), resolved, tmp_path / "out", hop_seconds=0.5)
+    assert sorted(ds["id"]) == [name for name, *_ in specs]
+    for row in ds:
+        ref = reference_windows(resolved, row["path"], row["window_starts"], 1.0)
+        np.testing.assert_allclose(row["embeddings"], ref, rtol=1e-4, atol=1e-5)
+
+
 def test_layers_subset_pooling_and_hop(tmp_path, clip_dir, encoders):
     """Chosen layers (the top ones are then not run), mean+std and frame-level outputs, overlapping windows."""
     resolved = encoders("wav2vec2")
