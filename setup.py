@@ -17,6 +17,7 @@ setup(
         "torch==2.11.*",
         "torchaudio==2.11.*",
         "torchcodec==0.11.*",
+        "soundfile",
         "transformers>=5.0,<6",
         "tokenizers",
         "safetensors",

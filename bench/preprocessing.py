@@ -1,8 +1,8 @@
 """Preprocessing throughput: audiocap's decode + resample + normalise against `librosa.load(path, sr=...)`.
 
 The same files (44.1 kHz stereo music-like tracks written as WAV, FLAC and MP3) are loaded both ways, in one run,
-to mono at 24 kHz (MERT's rate) and peak-normalised: audiocap through `load_audio` (torchcodec / FFmpeg decoding,
-`torchaudio.functional.resample`) and `peak_normalize`; librosa through `librosa.load` (soundfile decoding, soxr
+to mono at 24 kHz (MERT's rate) and peak-normalised: audiocap through `load_audio` (WAV through soundfile, other
+formats through torchcodec / FFmpeg; `torchaudio.functional.resample`) and `peak_normalize`; librosa through `librosa.load` (soundfile decoding, soxr
 resampling, its default) and `librosa.util.normalize`. Reported: audio seconds per wall second for each format,
 the ratio, and how far apart the two outputs are (signal-to-difference ratio in dB).
 """
@@ -44,13 +44,18 @@ def _librosa(path: Path) -> np.ndarray:
     return librosa.util.normalize(librosa.load(path, sr=TARGET_RATE, mono=True)[0])
 
 
-def _timed(load, paths: list[Path], rounds: int) -> tuple[float, list[np.ndarray]]:
-    outputs = [load(p) for p in paths[:1]]  # warm-up: libraries and resampling kernels loaded before timing
-    best = float("inf")
+def _timed_side_by_side(loads: dict, paths: list[Path], rounds: int) -> tuple[dict, dict]:
+    """Best time over `rounds` of loading every file, each way, the ways alternating within each round (so that load
+    from other processes falls on both); the outputs of the last round."""
+    for load in loads.values():
+        load(paths[0])  # warm-up: libraries and resampling kernels loaded before timing
+    best = {name: float("inf") for name in loads}
+    outputs = {}
     for _ in range(rounds):
-        start = time.perf_counter()
-        outputs = [load(p) for p in paths]
-        best = min(best, time.perf_counter() - start)
+        for name, load in loads.items():
+            start = time.perf_counter()
+            outputs[name] = [load(p) for p in paths]
+            best[name] = min(best[name], time.perf_counter() - start)
     return best, outputs
 
 
@@ -60,9 +65,9 @@ def _agreement_db(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(a**2) / max(np.sum((a - b) ** 2), 1e-20)))
 
 
-def run(files: int = 6, seconds: float = 30.0, rounds: int = 3, log=print) -> dict:
+def run(files: int = 6, seconds: float = 30.0, rounds: int = 5, log=print) -> dict:
     results = {"files": files, "track_seconds": seconds, "source": f"{SOURCE_RATE} Hz stereo",
-               "target_rate": TARGET_RATE, "rows": []}
+               "target_rate": TARGET_RATE, "rounds": rounds, "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in FORMATS:
             try:
@@ -70,8 +75,8 @@ def run(files: int = 6, seconds: float = 30.0, rounds: int = 3, log=print) -> di
             except Exception as error:  # libsndfile built without this format
                 results["rows"].append({"format": fmt, "skipped": f"cannot write {fmt}: {error}"})
                 continue
-            ours, ours_out = _timed(_audiocap, paths, rounds)
-            theirs, theirs_out = _timed(_librosa, paths, rounds)
+            best, outputs = _timed_side_by_side({"audiocap": _audiocap, "librosa": _librosa}, paths, rounds)
+            ours, theirs, ours_out, theirs_out = best["audiocap"], best["librosa"], outputs["audiocap"], outputs["librosa"]
             audio = files * seconds
             row = {
                 "format": fmt,

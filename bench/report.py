@@ -148,7 +148,7 @@ def _preprocessing(results: dict) -> list[str]:
     lines = [
         "", "## Preprocessing: decode + resample + normalise vs `librosa.load`", "",
         f"{p['files']} tracks of {p['track_seconds']:g} s ({p['source']}) in each format, to mono {p['target_rate']} Hz, "
-        "peak-normalised; best of 3 rounds each way. audiocap: `load_audio` (torchcodec / FFmpeg, "
+        f"peak-normalised; best of {p.get('rounds', 3)} rounds each way, the two ways alternating within each round. audiocap: `load_audio` (WAV through soundfile / libsndfile, the other formats through torchcodec / FFmpeg, "
         "`torchaudio` sinc resampling, kernel cached per rate pair) + `peak_normalize`; librosa: `librosa.load(path, "
         "sr=...)` (soundfile, soxr_hq) + `librosa.util.normalize`. Agreement: signal-to-difference ratio of the two "
         "outputs (worst file).", "",

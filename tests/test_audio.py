@@ -101,6 +101,21 @@ def test_stereo_is_the_mean_of_its_channels(files):
     np.testing.assert_allclose(wave_.numpy(), expected, atol=2 / 32767)
 
 
+@pytest.mark.parametrize("writer", [write_wav, write_float_wav], ids=["pcm16", "float32"])
+def test_wav_files_read_by_libsndfile_give_ffmpegs_samples(tmp_path, writer):
+    """WAV paths take the soundfile (libsndfile) route, the rest FFmpeg's: both give the same samples for WAV."""
+    from modeling_audiocap.audio import _decode, _decode_path
+
+    path = tmp_path / "clip.wav"
+    stereo = writer is write_wav  # the float writer writes mono
+    audio = np.stack([sine(0.5, 22050), sine(0.5, 22050, 330.0, 0.3)], axis=1) if stereo else sine(0.5, 22050)
+    writer(path, audio, 22050)
+    channels, rate = _decode_path(path)
+    via_ffmpeg, ffmpeg_rate = _decode(str(path), str(path))
+    assert rate == ffmpeg_rate == 22050 and channels.shape == via_ffmpeg.shape == (2 if stereo else 1, 11025)
+    torch.testing.assert_close(channels, via_ffmpeg, rtol=0, atol=1e-7)
+
+
 def test_arrays_dicts_bytes_and_datasets_values(files):
     path = files["wav22050"]
     reference = load_audio(path, 16000)
