@@ -32,7 +32,7 @@ from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArgu
 from modeling_audiocap.training.genre_data import decode_dataset
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
-from modeling_audiocap.training.runs import builtin_set, start_run, train_resuming, trained_model
+from modeling_audiocap.training.runs import load_splits, start_run, train_resuming, trained_model
 from modeling_audiocap.training.text import small_t5_config, train_caption_tokenizer
 
 logger = logging.getLogger("audiocap.train_caption")
@@ -63,20 +63,6 @@ class CaptionArguments:
     num_sample_captions: int = field(default=10, metadata={"help": "Generated vs reference captions to report."})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without improvement."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh instead of resuming."})
-
-
-def load_data(data_args: AudioDataArguments, cap_args: CaptionArguments, seed: int):
-    if data_args.dataset_name == "builtin":
-        path = builtin_set(data_args)
-        return load_caption_dataset(str(path), split_protocol=data_args.split_protocol, seed=seed)
-    return load_caption_dataset(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        audio_column_name=data_args.audio_column_name,
-        caption_column_name=cap_args.caption_column_name,
-        split_protocol=data_args.split_protocol,
-        seed=seed,
-    )
 
 
 def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions):
@@ -167,7 +153,8 @@ def main() -> None:
     )
     output_dir = start_run(training_args)
 
-    splits = load_data(data_args, cap_args, training_args.seed)
+    splits = load_splits(load_caption_dataset, data_args, training_args.seed, {},
+                         caption_column_name=cap_args.caption_column_name)
     model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
     tokenizer = processor.tokenizer
     window, _ = data_args.window_samples(processor.sampling_rate)

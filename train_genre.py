@@ -26,7 +26,7 @@ from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArgu
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
-from modeling_audiocap.training.runs import builtin_set, start_run, train_resuming, trained_model
+from modeling_audiocap.training.runs import load_splits, start_run, train_resuming, trained_model
 from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
 
 logger = logging.getLogger("audiocap.train_genre")
@@ -50,18 +50,9 @@ class GenreArguments:
     seeds: str | None = field(default=None, metadata={"help": "Probe sweep: comma-separated seeds (e.g. 0,1,2)."})
 
 
-def load_data(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
-    if data_args.dataset_name == "builtin":
-        path = builtin_set(data_args)
-        return load_genre_dataset(str(path), label_column_name="genre", split_protocol=data_args.split_protocol, seed=seed)
-    return load_genre_dataset(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        audio_column_name=data_args.audio_column_name,
-        label_column_name=genre_args.label_column_name,
-        split_protocol=data_args.split_protocol,
-        seed=seed,
-    )
+def genre_splits(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
+    return load_splits(load_genre_dataset, data_args, seed, {"label_column_name": "genre"},
+                       label_column_name=genre_args.label_column_name)
 
 
 def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names):
@@ -156,7 +147,7 @@ def run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_
     seeds = [int(x) for x in genre_args.seeds.split(",")] if genre_args.seeds else [training_args.seed]
     sweeps = []
     for seed in seeds:
-        splits = load_data(data_args, genre_args, seed)
+        splits = genre_splits(data_args, genre_args, seed)
         _, windows, _ = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
         sweeps.append({"seed": seed, **probe_sweep(windows, num_labels, seed, layers)})
     if not training_args.should_save:
@@ -178,7 +169,7 @@ def main() -> None:
     )
     output_dir = start_run(training_args)
 
-    splits = load_data(data_args, genre_args, training_args.seed)
+    splits = genre_splits(data_args, genre_args, training_args.seed)
     label_names = splits["train"].features["label"].names
     model, processor = build_model(enc_args, genre_args, data_args, label_names)
     window, _ = data_args.window_samples(processor.sampling_rate)

@@ -1,9 +1,11 @@
 """Steps every training script shares: logging and seeding, the built-in set, resuming, unwrapping LoRA."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import transformers
+from datasets import DatasetDict
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -28,6 +30,24 @@ def builtin_set(data_args: AudioDataArguments) -> Path:
     """Write (or reuse) the built-in music set with the run's settings."""
     return generate_music_set(
         data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
+    )
+
+
+def load_splits(
+    loader: Callable[..., DatasetDict], data_args: AudioDataArguments, seed: int, builtin_columns: dict, **columns
+) -> DatasetDict:
+    """The run's splits through `loader` (`load_genre_dataset` / `load_caption_dataset`): the built-in set (its
+    columns named by `builtin_columns`) or `--dataset_name` (its columns named by `columns`)."""
+    if data_args.dataset_name == "builtin":
+        path = str(builtin_set(data_args))
+        return loader(path, split_protocol=data_args.split_protocol, seed=seed, **builtin_columns)
+    return loader(
+        data_args.dataset_name,
+        data_args.dataset_config_name,
+        audio_column_name=data_args.audio_column_name,
+        split_protocol=data_args.split_protocol,
+        seed=seed,
+        **columns,
     )
 
 
