@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` (the main job, offline, on the built-in music set) and `make test`.
-# Both create .venv and install what is missing first.
+# Both create .venv and install what is missing first, through constraints.txt (the exact stack the suite last passed
+# on); `make test-latest` tries the newest versions setup.py's ranges allow, in a venv of its own.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,14 +9,15 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo demo-contrastive test bench ffmpeg install
+.PHONY: demo demo-contrastive test test-latest bench ffmpeg install
+LATEST_VENV ?= .venv-latest
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 ffmpeg:
@@ -41,6 +43,17 @@ demo-contrastive: $(STAMP) ffmpeg
 
 test: $(STAMP) ffmpeg
 	$(PY) -m pytest -q tests
+
+# The newest stack setup.py's ranges allow, from scratch, through the fast tests; its versions are written to
+# $(LATEST_VENV)/constraints.txt, ready to replace constraints.txt when it passes.
+test-latest: ffmpeg
+	rm -rf $(LATEST_VENV) && python3 -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
+	@{ head -n 3 constraints.txt; $(LATEST_VENV)/bin/python -m pip freeze --exclude-editable | grep -v '^audiocap'; } \
+	  > $(LATEST_VENV)/constraints.txt
+	@grep -E '^(torch|torchaudio|torchcodec|transformers|datasets)==' $(LATEST_VENV)/constraints.txt
+	$(LATEST_VENV)/bin/python -m pytest -q -m "not slow" tests
 
 bench: $(STAMP) ffmpeg
 	$(PY) -m bench.run_all

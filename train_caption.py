@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 
+import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
 import torch
 from transformers import (

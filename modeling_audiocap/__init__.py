@@ -2,7 +2,13 @@
 
 Importing the package registers its configs and models with the Auto classes, so `AutoModel*.from_pretrained`
 loads audiocap checkpoints (and native MERT) without `trust_remote_code`.
+It first checks that torch, torchaudio and torchcodec fit together (`stack.check_stack`), before transformers loads
+torchaudio.
 """
+
+from .stack import IncompatibleStackError, check_stack
+
+check_stack()
 
 from transformers import (
     AutoConfig,
@@ -83,6 +89,7 @@ __all__ = [
     "AudioEncoderT5ForCaptioning",
     "AudioGenreConfig",
     "CLDNNConfig",
+    "IncompatibleStackError",
     "CLDNNModel",
     "LayerWeighting",
     "MERTConfig",

@@ -71,6 +71,10 @@ def tone(seconds: float, rate: int, freq: float = 440.0, seed: int = 0) -> np.nd
     return (0.5 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: whole training or multi-process runs (`make test-latest` skips them)")
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

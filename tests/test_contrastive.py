@@ -253,6 +253,7 @@ def test_configs_parse(name):
         assert data.max_length_seconds == 3.0 and args.probe_overlap == 0.5 and data.dataset_config_name == "small"
 
 
+@pytest.mark.slow
 def test_train_contrastive_tiny_run(tmp_path):
     out = tmp_path / "run"
     args = [

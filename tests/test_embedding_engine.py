@@ -115,7 +115,10 @@ def reference_windows(resolved, path: str, starts_seconds, window_seconds: float
 
 
 def run(inputs, encoder, out, **kwargs):
-    kwargs = {"window_seconds": 1.0, "batch_size": 3, "shard_size": 4, "device": "cpu", "progress": False, **kwargs}
+    """The engine in float32 unless asked otherwise: "auto" is bfloat16 on a CPU with bf16 units (AVX512-BF16, AMX),
+    and the equivalence tests compare with float32 references."""
+    kwargs = {"window_seconds": 1.0, "batch_size": 3, "shard_size": 4, "device": "cpu", "progress": False,
+              "dtype": "float32", **kwargs}
     return extract_embeddings(inputs, encoder, out, **kwargs).with_format("numpy")
 
 
@@ -244,7 +247,7 @@ def test_streamed_decoding_matches_whole_file_decoding(tmp_path, monkeypatch, fr
 
 def test_output_format(tmp_path, clip_dir, encoders):
     out = tmp_path / "out"
-    ds = run(str(clip_dir), encoders("wav2vec2"), out, shard_size=4)
+    ds = run(str(clip_dir), encoders("wav2vec2"), out, shard_size=4, dtype="auto")
     assert ds.column_names == ["id", "path", "duration", "window_starts", "embeddings"]
     files = sorted(p.relative_to(clip_dir).as_posix() for p in clip_dir.rglob("*.wav"))
     assert list(ds["id"]) == files
@@ -382,6 +385,7 @@ MEMORY_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_thirty_minute_track_runs_in_bounded_memory(tmp_path):
     """Peak RSS after a 30-minute track is about that after a 5-minute one (measured: +9 MB); decoding the track whole,
     as `load_audio` does, adds ~300 MB (its float32 channels, then the mono mix: 115 MB each at 16 kHz).
@@ -398,6 +402,7 @@ def test_thirty_minute_track_runs_in_bounded_memory(tmp_path):
     assert peak30 - peak5 < 40, (peak5, peak30)
 
 
+@pytest.mark.slow
 def test_two_processes_embed_each_clip_once(tmp_path, clip_dir, encoder_dir):
     """`torchrun --nproc_per_node 2 -m modeling_audiocap.embedding.cli` (two CPU processes): shards split between
     the two processes, one dataset with every clip exactly once, equal to a one-process run."""
@@ -405,7 +410,7 @@ def test_two_processes_embed_each_clip_once(tmp_path, clip_dir, encoder_dir):
     args = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
         "modeling_audiocap.embedding.cli", str(clip_dir), "--encoder", str(encoder_dir), "--output_dir", str(out),
-        "--window_seconds", "1", "--batch_size", "3", "--shard_size", "2", "--num_workers", "0", "--no_progress",
+        "--window_seconds", "1", "--batch_size", "3", "--shard_size", "2", "--num_workers", "0", "--no_progress", "--dtype", "float32",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)

@@ -9,6 +9,8 @@ import pytest
 import yaml
 from test_train_genre import encoder_dir  # noqa: F401  (shared fixture)
 
+pytestmark = pytest.mark.slow  # whole training runs in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

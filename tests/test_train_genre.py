@@ -11,6 +11,8 @@ from conftest import tiny_encoder_config
 
 from modeling_audiocap import resolve_encoder
 
+pytestmark = pytest.mark.slow  # whole training runs in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
