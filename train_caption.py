@@ -30,7 +30,8 @@ from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
-from modeling_audiocap.training.genre_data import decode_dataset
+from modeling_audiocap.training.crops import EpochCrops
+from modeling_audiocap.training.genre_data import decode_dataset, require_clips
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.runs import load_splits, start_run, train_resuming, trained_model
@@ -103,21 +104,22 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
 
 
 class CaptionCollator:
-    """Audio windows (random crop in training, the first window otherwise) and tokenised captions as labels."""
+    """Audio windows (a random crop drawn by `crops` in training, the first window otherwise) and tokenised captions
+    as labels."""
 
-    def __init__(self, processor: AudioCapProcessor, window: int, max_tokens: int, seed: int):
+    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int):
         self.processor = processor
-        self.window = window
+        self.crops = crops
         self.max_tokens = max_tokens
-        self.generator = torch.Generator().manual_seed(seed)
         self.training = True
 
     def __call__(self, rows: list[dict]) -> dict:
         waves = []
         for row in rows:
             wave = torch.as_tensor(row["waveform"])
-            crop = cut_windows(wave, self.window, random_crop=self.training, generator=self.generator)[0]
-            waves.append(crop[: min(wave.shape[0], self.window)])
+            window = self.crops.window
+            crop = self.crops.crop(wave, row["clip_index"]) if self.training else cut_windows(wave, window)[0]
+            waves.append(crop[: min(wave.shape[0], window)])
         batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
         tokens = self.processor.tokenizer(
             [str(r["caption"]) for r in rows], padding=True, truncation=True, max_length=self.max_tokens,
@@ -168,6 +170,7 @@ def main() -> None:
                 cache_dir=data_args.decoded_cache_dir,
             )
             skipped += [{**b, "split": split} for b in bad]
+        require_clips(decoded, skipped)
 
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
@@ -189,13 +192,16 @@ def main() -> None:
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by us
     training_args.predict_with_generate = True
     training_args.label_names = ["labels"]
-    callbacks = [EarlyStoppingCallback(cap_args.early_stopping_patience)] if cap_args.early_stopping_patience else []
+    crops = EpochCrops(window, training_args.seed)
+    callbacks = [crops]
+    if cap_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(cap_args.early_stopping_patience))
     trainer = CaptionTrainer(
         model=train_model,
         args=training_args,
         train_dataset=decoded["train"],
         eval_dataset=decoded["validation"],
-        data_collator=CaptionCollator(processor, window, cap_args.max_caption_tokens, training_args.seed),
+        data_collator=CaptionCollator(processor, crops, cap_args.max_caption_tokens),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),

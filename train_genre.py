@@ -18,13 +18,19 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder
 from modeling_audiocap.analysis import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
-from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.hub import package_versions, push_folder, render_genre_card
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
-from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
+from modeling_audiocap.training.crops import EpochCrops
+from modeling_audiocap.training.genre_data import (
+    clip_level,
+    decode_dataset,
+    embed_windows,
+    require_clips,
+    window_dataset,
+)
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.runs import load_splits, start_run, train_resuming, trained_model
@@ -83,19 +89,16 @@ def model_inputs(processor: AudioCapProcessor, waves: list[np.ndarray]) -> dict:
 
 
 class WaveformCollator:
-    """Unfrozen / LoRA batches: a random window of each clip (training) or fixed windows (evaluation)."""
+    """Unfrozen / LoRA batches: a random window of each clip (training, drawn by `crops`) or fixed windows
+    (evaluation)."""
 
-    def __init__(self, processor: AudioCapProcessor, window: int, seed: int):
+    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops):
         self.processor = processor
-        self.window = window
-        self.generator = torch.Generator().manual_seed(seed)
+        self.crops = crops
 
     def __call__(self, rows: list[dict]) -> dict:
         if "waveform" in rows[0]:
-            waves = [
-                cut_windows(torch.as_tensor(r["waveform"]), self.window, random_crop=True, generator=self.generator)[0]
-                for r in rows
-            ]
+            waves = [self.crops.crop(r["waveform"], r["clip_index"]) for r in rows]
         else:
             waves = [np.asarray(r["input_values"], dtype=np.float32) for r in rows]
         batch = model_inputs(self.processor, waves)
@@ -116,11 +119,24 @@ def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.
     return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels, label_names=label_names)
 
 
+def split_metrics(metric, rows, label_names: list[str]):
+    """The Trainer's `compute_metrics` for one split's window `rows`: window logits averaged over each clip of that
+    split (each split has its own clips, so each gets its own function)."""
+    clip_index = np.asarray(rows["clip_index"])
+
+    def compute_metrics(prediction) -> dict:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        result = clip_metrics(metric, logits, prediction.label_ids, clip_index, label_names)
+        return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
+
+    return compute_metrics
+
+
 def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
     """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
     window, hop = data_args.window_samples(processor.sampling_rate)
     skipped: list[dict] = []
-    decoded, windows = {}, {}
+    decoded = {}
     with training_args.main_process_first(desc="prepare data"):
         for split, ds in splits.items():
             decoded[split], bad = decode_dataset(
@@ -128,7 +144,8 @@ def prepare_splits(splits, model, processor, enc_args, data_args, training_args)
                 cache_dir=data_args.decoded_cache_dir,
             )
             skipped += [{**b, "split": split} for b in bad]
-            windows[split] = window_dataset(decoded[split], window, hop)
+        require_clips(decoded, skipped)
+        windows = {split: window_dataset(ds, window, hop) for split, ds in decoded.items()}
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
         with training_args.main_process_first(desc="embedding cache"):
@@ -179,30 +196,26 @@ def main() -> None:
         return
 
     decoded, windows, skipped = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
+    callbacks = []
     if enc_args.encoder_mode == "frozen":
         train_rows, collator = windows["train"], embedding_collator
     else:
         if enc_args.freeze_feature_encoder:
             model.freeze_feature_encoder()
-        train_rows, collator = decoded["train"], WaveformCollator(processor, window, training_args.seed)
+        crops = EpochCrops(window, training_args.seed)
+        train_rows, collator = decoded["train"], WaveformCollator(processor, crops)
+        callbacks.append(crops)
 
     before = test_embeddings(model, windows["test"], collator, training_args)
     train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout) if enc_args.encoder_mode == "lora" else model
 
     metric = load_metric("genre_classification")
-    val_clips = np.asarray(windows["validation"]["clip_index"])
-
-    def compute_metrics(prediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        result = clip_metrics(metric, logits, prediction.label_ids, val_clips, label_names)
-        return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
 
     training_args.remove_unused_columns = False
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by us
     training_args.label_names = ["labels"]
     if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
         training_args.metric_for_best_model = "accuracy"
-    callbacks = []
     if genre_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
     trainer = Trainer(
@@ -211,7 +224,7 @@ def main() -> None:
         train_dataset=train_rows,
         eval_dataset=windows["validation"],
         data_collator=collator,
-        compute_metrics=compute_metrics,
+        compute_metrics=split_metrics(metric, windows["validation"], label_names),
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,
     )
@@ -287,6 +300,7 @@ def test_embeddings(model, rows, collator, training_args: TrainingArguments) -> 
 def evaluate_splits(trainer: Trainer, windows: dict, metric, label_names: list[str]) -> dict:
     results = {}
     for split in ("validation", "test"):
+        trainer.compute_metrics = split_metrics(metric, windows[split], label_names)
         prediction = trainer.predict(windows[split], metric_key_prefix=split)
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         results[split] = clip_metrics(metric, logits, prediction.label_ids, np.asarray(windows[split]["clip_index"]), label_names)

@@ -63,6 +63,17 @@ class AttentionPooling(nn.Module):
         return torch.einsum("bt,btd->bd", weights, hidden_states)
 
 
+class HeadBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that normalises a one-row training batch with its running statistics, where batch statistics do
+    not exist: a training split whose last batch holds a single clip trains instead of failing."""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.training and hidden.shape[0] == 1:
+            return nn.functional.batch_norm(hidden, self.running_mean, self.running_var, self.weight, self.bias,
+                                            training=False, eps=self.eps)
+        return super().forward(hidden)
+
+
 class GenreHead(nn.Sequential):
     """The reference head: Linear(D -> H), ReLU, BatchNorm, Dropout, Linear(H -> labels); with `hidden=0` a linear
     probe, Linear(D -> labels)."""
@@ -72,7 +83,7 @@ class GenreHead(nn.Sequential):
             super().__init__(nn.Linear(width, num_labels))
             return
         super().__init__(
-            nn.Linear(width, hidden), nn.ReLU(), nn.BatchNorm1d(hidden), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
+            nn.Linear(width, hidden), nn.ReLU(), HeadBatchNorm(hidden), nn.Dropout(dropout), nn.Linear(hidden, num_labels)
         )
 
 

@@ -88,6 +88,15 @@ def decode_dataset(
     return decoded.remove_columns("decode_error").with_format("numpy"), skipped
 
 
+def require_clips(decoded: dict[str, datasets.Dataset], skipped: list[dict[str, str]]) -> None:
+    """Refuse a split left with no clip (all of its files unusable, or none listed), naming its skipped files."""
+    for split, dataset in decoded.items():
+        if len(dataset) == 0:
+            lost = [item for item in skipped if item.get("split") == split]
+            detail = "; ".join(f"{item['file']}: {item['error']}" for item in lost[:5]) or "the source lists none"
+            raise ValueError(f"The {split} split has no usable clips ({len(lost)} skipped: {detail})")
+
+
 def window_dataset(dataset: datasets.Dataset, window: int, hop: int | None = None) -> datasets.Dataset:
     """One row per window (`input_values`, `label`, `clip_index`); a short clip is one short window (the feature
     extractor pads and masks it)."""

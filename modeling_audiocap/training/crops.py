@@ -1,0 +1,32 @@
+"""Random training crops that a resumed run draws exactly as an uninterrupted one does.
+
+A crop depends only on `(seed, epoch, clip)`, never on a generator's running state: a run killed and resumed from a
+checkpoint (where the Trainer fetches the next batch before it restores its saved RNG state) sees the same windows in
+the same steps, and so ends with the same weights.
+"""
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from ..audio import cut_windows
+
+
+class EpochCrops(TrainerCallback):
+    """One random window per clip and epoch; a Trainer callback that follows the epoch (pass it in `callbacks`)."""
+
+    def __init__(self, window: int, seed: int):
+        self.window = window
+        self.seed = seed
+        self.epoch = 0
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is the epochs done so far (fractional when resuming mid-epoch): its floor is this epoch
+        self.epoch = int(state.epoch or 0)
+
+    def crop(self, wave, clip_index: int) -> torch.Tensor:
+        """`(samples,)` -> one window `(window,)` at a start drawn from `(seed, epoch, clip_index)`; a clip shorter
+        than the window is zero-padded."""
+        entropy = np.random.SeedSequence([self.seed, self.epoch, int(clip_index)]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(entropy))
+        return cut_windows(torch.as_tensor(wave), self.window, random_crop=True, generator=generator)[0]
