@@ -58,7 +58,7 @@ from modeling_audiocap.training.contrastive import (
     nt_xent_loss,
     random_init_like,
 )
-from modeling_audiocap.training.genre_data import decode_dataset
+from modeling_audiocap.training.genre_data import decode_dataset, require_clips
 
 logger = logging.getLogger("audiocap.train_contrastive")
 
@@ -287,12 +287,13 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     with accelerator.main_process_first():
         splits = load_splits(data_args, args)
-        decoded = {
-            split: decode_dataset(
+        decoded, skipped = {}, []
+        for split, ds in splits.items():
+            decoded[split], bad = decode_dataset(
                 ds, rate, data_args.preprocessing_num_workers, desc=split, cache_dir=data_args.decoded_cache_dir
-            )[0]
-            for split, ds in splits.items()
-        }
+            )
+            skipped += [{**b, "split": split} for b in bad]
+        require_clips(decoded, skipped)
     label_names = splits["train"].features["label"].names
     pretrain_names = [s.strip() for s in args.pretrain_split.split(",") if s.strip()]
     if len(pretrain_names) == 1:
@@ -430,6 +431,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "dataset": data_args.dataset_name,
         "split_protocol": data_args.split_protocol,
         "split_sizes": {split: len(ds) for split, ds in decoded.items()},
+        "skipped_files": skipped,
         "pretrain_clips": len(pretrain),
         "augmentations": {"waveform": repr(chain), "spectrogram": repr(spec_chain) if spec_hook is not None else None},
         "steps": len(step_losses),

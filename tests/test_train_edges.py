@@ -35,13 +35,13 @@ def write_folder(root: Path, sizes: dict[str, int], broken: dict[str, int] | Non
             wave = np.stack([tone, 0.8 * tone], axis=1) + 0.01 * rng.standard_normal((t.size, 2))
             name = f"{split}-{i:02d}.wav"
             sf.write(root / name, wave.astype(np.float32), rate)
-            rows.append({"file_name": name, "genre": genre, "split": split})
+            rows.append({"file_name": name, "genre": genre, "split": split, "caption": f"a {genre} tone"})
         for i in range((broken or {}).get(split, 0)):
             name = f"{split}-broken-{i}.wav"
             (root / name).write_bytes(rng.bytes(3000))
-            rows.append({"file_name": name, "genre": GENRES[i % len(GENRES)], "split": split})
+            rows.append({"file_name": name, "genre": GENRES[i % len(GENRES)], "split": split, "caption": "broken"})
     with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["file_name", "genre", "split"])
+        writer = csv.DictWriter(f, fieldnames=["file_name", "genre", "split", "caption"])
         writer.writeheader()
         writer.writerows(rows)
     return root
@@ -106,3 +106,45 @@ def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_where_an_uninterrupted_o
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     ra, rb = (json.loads((d / "results.json").read_text()) for d in (whole, resumed))
     assert ra["test"] == rb["test"] and ra["validation"] == rb["validation"]
+
+
+def skipped_names(results: dict) -> list[tuple[str, str]]:
+    return sorted((item["split"], Path(item["file"]).name) for item in results["skipped_files"])
+
+
+def test_caption_training_on_unequal_splits_with_broken_files(tmp_path, encoder_dir):  # noqa: F811
+    """9 training clips at batch size 4, 3 validation and 7 test clips, broken files in two splits."""
+    data = write_folder(tmp_path / "data", {"train": 9, "validation": 3, "test": 7}, {"validation": 1, "test": 1})
+    out = tmp_path / "run"
+    args = [
+        sys.executable, str(ROOT / "train_caption.py"), "--encoder_name_or_path", str(encoder_dir),
+        "--encoder_mode", "unfrozen", "--text_model_name_or_path", "scratch", "--scratch_vocab_size", "300",
+        "--scratch_d_model", "32", "--scratch_layers", "1", "--dataset_name", str(data), "--max_length_seconds", "1.0",
+        "--output_dir", str(out), "--num_train_epochs", "1", "--learning_rate", "1e-3",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--max_new_tokens", "6",
+        "--eval_strategy", "epoch", "--save_strategy", "no", "--report_to", "none", "--seed", "0",
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["split_sizes"] == {"train": 9, "validation": 3, "test": 7}
+    assert skipped_names(results) == [("test", "test-broken-0.wav"), ("validation", "validation-broken-0.wav")]
+
+
+def test_contrastive_training_on_unequal_splits_with_broken_files(tmp_path):
+    data = write_folder(tmp_path / "data", {"train": 9, "validation": 3, "test": 7}, {"train": 1, "test": 2})
+    out = tmp_path / "run"
+    args = [
+        sys.executable, str(ROOT / "train_contrastive.py"), "--encoder_name_or_path", "audiocap/samplecnn",
+        "--encoder_config_overrides", "{hidden_size: 16, num_hidden_layers: 6, sampling_rate: 16000}",
+        "--dataset_name", str(data), "--label_column_name", "genre", "--max_length_seconds", "1.0",
+        "--crop_seconds", "0.5", "--batch_size", "4", "--epochs", "1", "--projection_dim", "8", "--num_threads", "1",
+        "--seed", "3", "--output_dir", str(out),
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["split_sizes"] == {"train": 9, "validation": 3, "test": 7}
+    assert skipped_names(results) == [("test", "test-broken-0.wav"), ("test", "test-broken-1.wav"),
+                                      ("train", "train-broken-0.wav")]
+    assert 0.0 <= results["linear_probe"]["pretrained_accuracy"] <= 1.0
