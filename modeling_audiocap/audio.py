@@ -19,6 +19,7 @@ torchcodec and soundfile are imported when first needed: `import modeling_audioc
 import functools
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,17 @@ import torch
 # without a Xing header) from the bitrate.
 TRUNCATION_TOLERANCE_SECONDS = 0.25
 TRUNCATION_TOLERANCE_FRACTION = 0.1
+
+# File suffixes the decoders read (libsndfile and FFmpeg): the one list every folder reader uses (`audio_files`).
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".aac", ".aif", ".aifc", ".aiff", ".alac", ".amr", ".ape", ".au", ".caf", ".flac", ".m4a", ".mka", ".mp2",
+        ".mp3", ".oga", ".ogg", ".opus", ".snd", ".wav", ".weba", ".webm", ".wma", ".wv",
+    }
+)
+
+# What torchcodec says when FFmpeg opens a file that holds no audio stream (a text file, an image, a silent video).
+NO_AUDIO_STREAM = "best audio stream is unknown"
 
 
 class AudioDecodingError(ValueError):
@@ -100,7 +112,10 @@ def _decode(source: Any, name: str) -> tuple[torch.Tensor, int]:
         try:
             decoder = decoder_class(source)
         except Exception as error:  # torchcodec raises RuntimeError / ValueError with FFmpeg's reason
-            raise AudioDecodingError(name, f"unreadable or corrupt file ({_ffmpeg_reason(error)})") from error
+            reason = _ffmpeg_reason(error)
+            if NO_AUDIO_STREAM in reason:  # FFmpeg opened it (a text file, an image, a silent video): no audio in it
+                raise AudioDecodingError(name, "not an audio file: it has no audio stream") from error
+            raise AudioDecodingError(name, f"unreadable or corrupt file ({reason})") from error
     try:
         samples = decoder.get_all_samples()
     except Exception as error:
@@ -319,8 +334,25 @@ def cut_windows(
     return torch.stack([wave[s : s + window_samples] for s in starts])
 
 
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Audio files under `folder` (recursively, by `AUDIO_EXTENSIONS`, hidden files and folders skipped), sorted by
+    their path relative to `folder`."""
+    root = Path(folder)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(
+            Path(dirpath) / name
+            for name in filenames
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+        )
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "AudioDecodingError",
+    "audio_files",
     "cut_windows",
     "is_audio_decoder",
     "load_audio",

@@ -1,4 +1,4 @@
-"""FMA, MusicCaps (loading and the clip fetcher) and overlapping segments, offline on tiny generated files."""
+"""FMA and MusicCaps (loading and the clip fetcher), offline on tiny generated files."""
 
 import csv
 import logging
@@ -23,7 +23,6 @@ from modeling_audiocap.data.musiccaps import (
     prepare_musiccaps,
     read_failures,
 )
-from modeling_audiocap.data.segments import aggregate_by_track, segment_dataset
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program")
@@ -369,87 +368,3 @@ def test_prepare_musiccaps_without_yt_dlp_says_how_to_install(tmp_path, capsys):
         prepare_musiccaps(csv_path, tmp_path / "clips")
     assert musiccaps.main(["prepare", "--csv", str(csv_path), "--audio_dir", str(tmp_path / "clips")]) == 2
     assert "pip install 'audiocap[musiccaps]'" in capsys.readouterr().err
-
-
-# ------------------------------------------------------------------------------------------------------ segments
-
-SR = 100  # 3 s segments = 300 samples
-
-
-def _tracks() -> datasets.Dataset:
-    lengths = [1000, 420, 200, 300, 451]  # long, a bit over one segment, shorter than one, exactly one, odd
-    waves = [np.arange(n, dtype=np.float32) + 10000 * k for k, n in enumerate(lengths)]
-    return datasets.Dataset.from_dict({
-        "waveform": waves, "label": [0, 1, 2, 1, 0], "track_id": [1482, 5, 140, 99, 2],
-    })
-
-
-def test_segments_cover_tracks_with_the_overlap():
-    tracks = _tracks()
-    segments = segment_dataset(tracks, seconds=3.0, overlap=0.5, sampling_rate=SR)
-    assert set(segments.column_names) == {"input_values", "track_id", "segment_start", "label"}
-    ids, starts_s = np.asarray(segments["track_id"]), np.asarray(segments["segment_start"])
-    for k, row in enumerate(tracks):
-        wave = np.asarray(row["waveform"])
-        rows = np.flatnonzero(ids == row["track_id"])
-        starts = np.round(starts_s[rows] * SR).astype(int)
-        assert (np.asarray(segments["label"])[rows] == row["label"]).all()
-        covered = np.zeros(wave.size, dtype=bool)
-        for i, start in zip(rows, starts):
-            segment = np.asarray(segments[int(i)]["input_values"])
-            np.testing.assert_array_equal(segment, wave[start : start + 300])  # the segment is that part of it
-            assert segment.size == min(300, wave.size)
-            covered[start : start + segment.size] = True
-        assert covered.all(), f"track {row['track_id']} not covered"
-        assert starts[0] == 0 and starts[-1] == max(0, wave.size - 300)
-        steps = np.diff(starts)
-        assert (steps[:-1] == 150).all() and (steps <= 150).all()  # 50 % overlap; the last one is end-aligned
-    counts = {t: int((ids == t).sum()) for t in tracks["track_id"]}
-    assert counts == {1482: 6, 5: 2, 140: 1, 99: 1, 2: 3}
-    # 25 % overlap -> hop of 225 samples.
-    quarter = segment_dataset(tracks.select([0]), seconds=3.0, overlap=0.25, sampling_rate=SR)
-    assert list(np.round(np.asarray(quarter["segment_start"]) * SR).astype(int)) == [0, 225, 450, 675, 700]
-    # Several processes give the same rows.
-    parallel = segment_dataset(tracks, seconds=3.0, overlap=0.5, sampling_rate=SR, num_proc=2)
-    assert list(parallel["track_id"]) == list(ids)
-    np.testing.assert_array_equal(np.asarray(parallel["segment_start"]), starts_s)
-    with pytest.raises(ValueError, match="overlap"):
-        segment_dataset(tracks, seconds=3.0, overlap=1.0, sampling_rate=SR)
-
-
-def test_segments_from_audio_files_keep_row_index_as_track_id(tmp_path):
-    paths = []
-    for k, seconds in enumerate((7.0, 2.0)):
-        path = tmp_path / f"t{k}.wav"
-        wavfile.write(path, 8000, (0.2 * np.sin(np.arange(int(seconds * 8000)) / 7.0) * 32767).astype(np.int16))
-        paths.append(str(path))
-    paths.append(str(tmp_path / "missing.wav"))
-    tracks = datasets.Dataset.from_dict({"audio": paths, "caption": ["a", "b", "c"]}).cast_column(
-        "audio", datasets.Audio(decode=False)
-    )
-    segments = segment_dataset(tracks, seconds=3.0, overlap=0.5, sampling_rate=4000)
-    # 7 s at 4 kHz: starts 0, 1.5, 3.0, 4.0 (end-aligned); 2 s: one short segment; the missing file: none.
-    assert list(segments["track_id"]) == [0, 0, 0, 0, 1]
-    np.testing.assert_allclose(np.asarray(segments["segment_start"]), [0.0, 1.5, 3.0, 4.0, 0.0])
-    assert [len(x) for x in segments["input_values"]] == [12000] * 4 + [8000]
-    assert list(segments["caption"]) == ["a"] * 4 + ["b"]
-
-
-def test_aggregate_by_track_is_the_mean_of_its_segments():
-    rng = np.random.default_rng(0)
-    track_ids = np.array(["b", "a", "b", "c", "a", "b"])
-    logits = rng.standard_normal((6, 4))
-    means, tracks = aggregate_by_track(logits, track_ids)
-    assert list(tracks) == ["a", "b", "c"]
-    for k, track in enumerate(tracks):
-        np.testing.assert_allclose(means[k], logits[track_ids == track].mean(axis=0))
-    flat, tracks_flat = aggregate_by_track(logits[:, 0], track_ids)
-    np.testing.assert_allclose(flat, means[:, 0])
-    segments = segment_dataset(_tracks(), seconds=3.0, overlap=0.5, sampling_rate=SR)
-    seg_logits = rng.standard_normal((len(segments), 3))
-    seg_ids = np.asarray(segments["track_id"])
-    means, tracks = aggregate_by_track(seg_logits, seg_ids)
-    assert list(tracks) == [2, 5, 99, 140, 1482]
-    np.testing.assert_allclose(means[-1], seg_logits[seg_ids == 1482].mean(axis=0))
-    with pytest.raises(ValueError, match="track ids"):
-        aggregate_by_track(logits, track_ids[:3])

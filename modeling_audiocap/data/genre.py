@@ -20,11 +20,11 @@ from pathlib import Path
 import datasets
 from sklearn.model_selection import train_test_split
 
+from ..audio import audio_files
 from .fma import find_fma_root, load_fma_root
 
 logger = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".mp3", ".ogg", ".m4a", ".aiff", ".aif")
 SPLIT_PROTOCOLS = ("predefined", "random", "filtered")
 SPLITS = ("train", "validation", "test")
 
@@ -41,9 +41,8 @@ def _folder_rows(root: Path, label_column: str) -> list[dict]:
             row["audio"] = str(root / row["file_name"])
         return rows
     rows = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file():
-            rows.append({"audio": str(path), "file_name": str(path.relative_to(root)), label_column: path.parent.name})
+    for path in audio_files(root):
+        rows.append({"audio": str(path), "file_name": str(path.relative_to(root)), label_column: path.parent.name})
     if not rows:
         raise FileNotFoundError(f"{root} has neither metadata.csv nor audio files in <label>/<clip> folders")
     return rows

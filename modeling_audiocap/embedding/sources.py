@@ -12,16 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..audio import AUDIO_EXTENSIONS, audio_files
+
 if TYPE_CHECKING:  # imported when needed: `import modeling_audiocap` stays fast
     import datasets
-
-
-AUDIO_EXTENSIONS = frozenset(
-    {
-        ".aac", ".aif", ".aifc", ".aiff", ".alac", ".amr", ".ape", ".au", ".caf", ".flac", ".m4a", ".mka", ".mp2",
-        ".mp3", ".oga", ".ogg", ".opus", ".snd", ".wav", ".weba", ".webm", ".wma", ".wv",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -39,20 +33,6 @@ class Clip:
 def is_saved_dataset(path: str) -> bool:
     """Whether `path` is a directory written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
     return os.path.isfile(os.path.join(path, "state.json")) or os.path.isfile(os.path.join(path, "dataset_dict.json"))
-
-
-def audio_files(folder: str | os.PathLike) -> list[Path]:
-    """Audio files under `folder` (recursively, by extension, hidden files and folders skipped), sorted."""
-    root = Path(folder)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(
-            Path(dirpath) / name
-            for name in filenames
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
-        )
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def _pick_split(dataset: datasets.DatasetDict, split: str | None) -> datasets.Dataset:

@@ -18,6 +18,7 @@ from ..audio import AudioDecodingError, load_audio, peak_normalize, window_start
 from ..embedding.runtime import LayerEmbedder, LoadedEncoder
 from ..modeling_audiocap import AudioEncoderForGenreClassification
 from ..modeling_encoders import num_layers
+from ..processing_audiocap import average_windows
 
 logger = logging.getLogger(__name__)
 
@@ -169,12 +170,11 @@ def embed_windows(
         ).with_format("numpy")
 
 
-def clip_level(logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray):
-    """Average window logits per clip: returns `(clip_logits, clip_labels, clip_ids)` sorted by clip id."""
+def clip_level(values: np.ndarray, labels: np.ndarray, clip_index: np.ndarray):
+    """Per-window `values` (logits or embeddings) averaged over each clip's windows (`average_windows`, the one
+    window-to-clip mean): returns `(clip_values, clip_labels, clip_ids)` sorted by clip id."""
     clips, inverse = np.unique(clip_index, return_inverse=True)
-    summed = np.zeros((clips.size, logits.shape[1]), dtype=np.float64)
-    np.add.at(summed, inverse, logits)
-    counts = np.bincount(inverse, minlength=clips.size)[:, None]
+    means = average_windows(torch.from_numpy(np.asarray(values, dtype=np.float64)), torch.from_numpy(inverse), clips.size)
     clip_labels = np.zeros(clips.size, dtype=np.int64)
     clip_labels[inverse] = labels
-    return summed / counts, clip_labels, clips
+    return means.numpy(), clip_labels, clips
