@@ -32,6 +32,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..encoders import ResolvedEncoder, read_config_dict, resolve_encoder
+from ..modeling_audiocap import mean_pool
 from ..modeling_encoders import encode_layers, is_waveform_encoder, main_input_name, num_layers
 from .fftconv import FFTConv1d
 
@@ -315,18 +316,10 @@ def pool_frames(hidden: torch.Tensor, frame_mask: torch.Tensor | None, pooling: 
         if frame_mask is None:
             return list(hidden.unbind(0))
         return [h[:, m] for h, m in zip(hidden.unbind(0), frame_mask.bool().unbind(0))]
-    if frame_mask is None:
-        mean = hidden.mean(dim=2)
-        if pooling == "mean":
-            return mean
-        std = hidden.var(dim=2, unbiased=False).clamp_min(0).sqrt()
-        return torch.cat([mean, std], dim=-1)
-    mask = frame_mask.to(hidden.dtype)[:, None, :, None]  # (B, 1, T, 1)
-    count = mask.sum(dim=2).clamp(min=1.0)
-    mean = (hidden * mask).sum(dim=2) / count
+    mean = mean_pool(hidden, frame_mask)  # (B, L, D)
     if pooling == "mean":
         return mean
-    var = (((hidden - mean[:, :, None]) ** 2) * mask).sum(dim=2) / count
+    var = mean_pool((hidden - mean.unsqueeze(2)) ** 2, frame_mask)
     return torch.cat([mean, var.clamp_min(0).sqrt()], dim=-1)
 
 
