@@ -45,7 +45,7 @@ from .modeling_scratch import (
     SpecLSTMModel,
 )
 from .processing_audiocap import AudioCapProcessor, average_windows
-from .pipelines import MusicCaptioningPipeline, register_music_captioning
+from .pipelines import AudioGenreClassificationPipeline, MusicCaptioningPipeline, register_music_captioning
 from .embedding import extract_embeddings
 
 __version__ = "0.1.0"
@@ -82,6 +82,7 @@ _register()
 
 __all__ = [
     "AudioCapProcessor",
+    "AudioGenreClassificationPipeline",
     "MusicCaptioningPipeline",
     "AudioCaptionConfig",
     "AudioDecodingError",

@@ -16,6 +16,17 @@ CLAP_OUTPUTS = ("projected", "last_hidden_state")
 POOLINGS = ("mean", "attention")
 CONNECTORS = ("t5_encoder", "cross_attention")
 
+# Default analysis window of a genre model, per encoder family: the clip length the family was pre-trained on, so that
+# no input (a 30-minute track) ever goes through the encoder as one sequence. MERT-v1 was pre-trained on 5 s crops;
+# CLAP's HTSAT on 10 s (its `is_longer` fusion starts beyond 10 s); Whisper and AST read fixed spectrograms, whose
+# length comes from their config (`WINDOW_FROM_CONFIG`); other families: 10 s.
+DEFAULT_WINDOW_SECONDS: dict[str, float] = {"mert": 5.0, "clap_audio_model": 10.0}
+FALLBACK_WINDOW_SECONDS = 10.0
+WINDOW_FROM_CONFIG = {
+    "whisper": lambda config: config.max_source_positions * 0.02,  # 1500 positions x 20 ms = 30 s
+    "audio-spectrogram-transformer": lambda config: config.max_length * 0.01,  # 1024 frames x 10 ms = 10.24 s
+}
+
 
 def encoder_config_from(value: PretrainedConfig | dict[str, Any]) -> PretrainedConfig:
     """Return the encoder config for a config object or its `to_dict()` form (as stored in config.json)."""
@@ -30,6 +41,14 @@ def encoder_config_from(value: PretrainedConfig | dict[str, Any]) -> PretrainedC
     return AutoConfig.for_model(model_type, **kwargs)
 
 
+def default_window_seconds(encoder: PretrainedConfig) -> float:
+    """The window a genre model over `encoder` cuts long inputs into when its config gives none (see
+    `DEFAULT_WINDOW_SECONDS`)."""
+    if encoder.model_type in WINDOW_FROM_CONFIG:
+        return float(WINDOW_FROM_CONFIG[encoder.model_type](encoder))
+    return DEFAULT_WINDOW_SECONDS.get(encoder.model_type, FALLBACK_WINDOW_SECONDS)
+
+
 class AudioGenreConfig(PretrainedConfig):
     r"""
     Config of [`AudioEncoderForGenreClassification`]: encoder -> layer weighting -> pooling -> MLP head.
@@ -42,8 +61,10 @@ class AudioGenreConfig(PretrainedConfig):
         head_hidden_size (`int`): width of the head's hidden layer (512 in the reference head); 0 makes the head a
             linear probe.
         head_dropout (`float`): dropout before the head's output layer.
-        window_seconds (`float`, optional): waveform inputs longer than this are cut into windows and the logits
-            are averaged over windows; `None` sends the input whole.
+        window_seconds (`float`, optional): inputs longer than this are cut into windows and the logits are
+            averaged over windows (the model does so for waveforms, the processor and the `audio-classification`
+            pipeline for every family). `None` (also in a saved config) means the encoder family's default,
+            `default_window_seconds(encoder)`: inputs are always windowed.
         sampling_rate (`int`): the encoder's sampling rate (from its feature extractor).
         clap_output (`str`): for CLAP encoders, `"projected"` (the projected audio embedding as a one-step
             sequence) or `"last_hidden_state"` (the last Swin stage, averaged over frequency, as frames).
@@ -66,6 +87,10 @@ class AudioGenreConfig(PretrainedConfig):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.clap_output not in CLAP_OUTPUTS:
             raise ValueError(f"clap_output must be one of {CLAP_OUTPUTS}, got {self.clap_output!r}")
+        if self.window_seconds is None:
+            self.window_seconds = default_window_seconds(self.encoder)
+        if self.window_seconds <= 0:
+            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
         super().__post_init__(**kwargs)
 
 

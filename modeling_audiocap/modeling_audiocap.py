@@ -16,6 +16,7 @@ from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import resolve_encoder
 from .modeling_encoders import build_encoder, encode_layers, is_waveform_encoder, layer_width, num_layers
+from .pipelines import register_audio_classification
 
 
 class LayerWeighting(nn.Conv1d):
@@ -158,12 +159,17 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
     an optional `attention_mask`, optional `labels` `(B,)`. Waveforms longer than `config.window_seconds` are cut
     into windows and the logits are averaged over the windows of each clip. `layer_embeddings` `(B, L, D)`
     (per-layer mean-pooled embeddings from the embedding cache) replace the encoder pass in frozen training.
+
+    The config records `pipelines.AudioGenreClassificationPipeline` as the model's `audio-classification` pipeline
+    and `save_pretrained` ships that file with the model's code, so a saved model is served through the training
+    path (`load_audio`, its `AudioCapProcessor`, every evaluation window).
     """
 
     config_class = AudioGenreConfig
 
     def __init__(self, config: AudioGenreConfig):
         super().__init__(config)
+        register_audio_classification(self)
         width = layer_width(config.encoder, config.clap_output)
         self.encoder = build_encoder(config.encoder)
         self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
@@ -175,7 +181,8 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
     def from_encoder_pretrained(
         cls, encoder_name_or_path: str, id2label: dict[int, str], **config_kwargs
     ) -> "AudioEncoderForGenreClassification":
-        """A classifier around a pretrained encoder (Hub id, local dir, or a short audiocap encoder name)."""
+        """A classifier around a pretrained encoder (Hub id, local dir, or a short audiocap encoder name). Without
+        `window_seconds`, the config's default window for the encoder family applies."""
         resolved = resolve_encoder(encoder_name_or_path)
         config_kwargs.setdefault("sampling_rate", resolved.sampling_rate)
         config = AudioGenreConfig(

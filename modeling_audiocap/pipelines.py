@@ -1,20 +1,156 @@
-"""The `music-captioning` pipeline: audio in (a path, an array with its rate, a datasets Audio value), caption out.
+"""audiocap's pipelines: `audio-classification` for genre models and `music-captioning` for captioners.
 
-`register_music_captioning(model)` registers the task and records it in the model's config; saving the model then
-also saves this file, so `pipeline("music-captioning", model=dir, trust_remote_code=True)("song.wav")` works
-without audiocap installed.
+Both decode every input with `audio.load_audio` and featurise it with the model's `AudioCapProcessor`, the one path
+training uses, so that a saved model sees in serving exactly what it saw in training (transformers' own
+`AudioClassificationPipeline` decodes with an FFmpeg subprocess instead: another downmix, resampler and length).
+
+- `AudioGenreClassificationPipeline`: every window of the clip (the windows of training's evaluation) goes through
+  the classifier; the clip's scores are the softmax of the mean of the windows' logits. A genre model records it in
+  its config (`custom_pipelines["audio-classification"]`, see `register_audio_classification`) and ships this file
+  with its code, so `pipeline("audio-classification", model=dir, trust_remote_code=True)("song.wav")` works
+  without audiocap installed. With audiocap imported, `pipeline("audio-classification", model=dir,
+  pipeline_class=AudioGenreClassificationPipeline)` needs no remote code (transformers refuses a config's custom
+  pipeline without `trust_remote_code` unless `pipeline_class` is given).
+- `MusicCaptioningPipeline`: `register_music_captioning(model)` registers the task and records it in the model's
+  config; saving the model then also saves this file, so `pipeline("music-captioning", model=dir,
+  trust_remote_code=True)("song.wav")` works without audiocap installed.
+
+This file only uses flat relative imports so that it ships as remote code with a model.
 """
 
+import logging
 from pathlib import Path
+from typing import Any
 
-from transformers import AutoModelForSpeechSeq2Seq, Pipeline, PreTrainedModel
+import torch
+from transformers import AutoModelForAudioClassification, AutoModelForSpeechSeq2Seq, Pipeline, PreTrainedModel
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio import cut_windows, load_audio
-from .processing_audiocap import AudioCapProcessor
+from .processing_audiocap import AudioCapProcessor, average_windows
+
+logger = logging.getLogger(__name__)
 
 TASK = "music-captioning"
+GENRE_TASK = "audio-classification"
+SCORE_FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+class AudioGenreClassificationPipeline(Pipeline):
+    """Classify a music clip with an audiocap genre model, preprocessed exactly as in training.
+
+    Input: a file path, encoded bytes, an `(array, rate)` pair, a `{"array", "sampling_rate"}` dict (or
+    transformers' `{"raw", "sampling_rate"}`), a `datasets` Audio value or a torchcodec `AudioDecoder`; a raw 1-D
+    array needs `sampling_rate=` (its rate). It is decoded by `load_audio` (mean of the channels, torchaudio
+    resampling to the processor's rate), peak-normalised if the processor says so, cut into every window of the
+    processor's `window_seconds` (the model config's when the processor has none) as in evaluation, and each window
+    is featurised by the model's `AudioCapProcessor`. The windows go through the model `window_batch_size` at a time.
+
+    Returns transformers' audio-classification format: `[{"label": str, "score": float}, ...]`, best first, `top_k`
+    of them (all labels by default); scores are `function_to_apply` ("softmax" by default) of the mean logits.
+    Unusable audio raises `AudioDecodingError` naming the source.
+    """
+
+    _load_processor = None  # the saved AudioCapProcessor when there is one (processor_config.json) ...
+    _load_feature_extractor = None  # ... else one is built around the encoder's feature extractor
+    _load_image_processor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, window_batch_size: int = 8, **kwargs):
+        super().__init__(*args, **kwargs)
+        if window_batch_size < 1:
+            raise ValueError(f"window_batch_size must be >= 1, got {window_batch_size}")
+        self.window_batch_size = window_batch_size
+        self.audio_processor = self._audio_processor()
+        self.model.eval()
+
+    def _audio_processor(self) -> AudioCapProcessor:
+        """The model's saved processor, windowed by the config when it has no window of its own."""
+        processor = self.processor
+        if not callable(getattr(processor, "featurize", None)):  # not an AudioCapProcessor (or none was saved)
+            if self.feature_extractor is None:
+                raise ValueError(
+                    f"{self.model.name_or_path or type(self.model).__name__} has neither an AudioCapProcessor "
+                    "(processor_config.json) nor a feature extractor (preprocessor_config.json) to featurise audio; "
+                    "save the processor with the model or pass processor="
+                )
+            logger.info("No AudioCapProcessor saved with %s: using its feature extractor", self.model.name_or_path)
+            processor = AudioCapProcessor(feature_extractor=self.feature_extractor)
+        if processor.window_seconds is None:
+            processor = type(processor)(
+                feature_extractor=processor.feature_extractor,
+                window_seconds=self.model.config.window_seconds,
+                normalize=processor.normalize,
+            )
+        return processor
+
+    def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None,
+                             sampling_rate: int | None = None, **kwargs):
+        preprocess = {} if sampling_rate is None else {"sampling_rate": sampling_rate}
+        postprocess: dict[str, Any] = {}
+        if top_k is not None:
+            postprocess["top_k"] = top_k
+        if function_to_apply is not None:
+            if function_to_apply not in SCORE_FUNCTIONS:
+                raise ValueError(f"function_to_apply must be one of {SCORE_FUNCTIONS}, got {function_to_apply!r}")
+            postprocess["function_to_apply"] = function_to_apply
+        return preprocess, {}, postprocess
+
+    def __call__(self, inputs: Any, *args, batch_size: int | None = None, **kwargs):
+        """Classify one clip, or a list / dataset / generator of clips (one at a time: a clip's windows are its
+        batch, see `window_batch_size`)."""
+        if batch_size not in (None, 1) or self._batch_size not in (None, 1):
+            raise ValueError(
+                "batch_size must be 1: each clip's windows already go through the model together; set "
+                "window_batch_size= (when building the pipeline) to batch more windows"
+            )
+        return super().__call__(inputs, *args, **kwargs)
+
+    def preprocess(self, inputs: Any, sampling_rate: int | None = None) -> dict[str, torch.Tensor]:
+        """One clip -> the features of its windows `(windows, ...)` and `window_clip_index` `(windows,)`."""
+        if isinstance(inputs, dict) and "raw" in inputs and "array" not in inputs:  # transformers' dict spelling
+            inputs = {"array" if key == "raw" else key: value for key, value in inputs.items()}
+        return dict(self.audio_processor(inputs, sampling_rate=sampling_rate, return_tensors="pt"))
+
+    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logits of every window, `window_batch_size` windows at a time, averaged over the clip -> `(1, labels)`."""
+        features = dict(model_inputs)
+        window_clip_index = features.pop("window_clip_index")
+        num_windows = int(window_clip_index.shape[0])
+        logits = torch.cat([
+            self.model(**{key: value[start : start + self.window_batch_size] for key, value in features.items()}).logits
+            for start in range(0, num_windows, self.window_batch_size)
+        ])  # (windows, labels)
+        return {"logits": average_windows(logits, window_clip_index, num_clips=1), "num_windows": num_windows}
+
+    def postprocess(self, model_outputs: dict, top_k: int | None = None, function_to_apply: str = "softmax"):
+        logits = model_outputs["logits"][0].float()
+        if function_to_apply == "softmax":
+            scores = logits.softmax(-1)
+        elif function_to_apply == "sigmoid":
+            scores = logits.sigmoid()
+        else:
+            scores = logits
+        top_k = scores.shape[-1] if top_k is None else min(int(top_k), scores.shape[-1])
+        values, ids = scores.topk(top_k)
+        id2label = self.model.config.id2label
+        return [{"label": id2label[i], "score": v} for v, i in zip(values.tolist(), ids.tolist())]
+
+
+def register_audio_classification(model: PreTrainedModel) -> None:
+    """Record `AudioGenreClassificationPipeline` as the model's `audio-classification` pipeline in its config
+    (`custom_pipelines`), next to any other custom pipeline it has. Never registered with transformers' task
+    registry: that would take the task over for every other model."""
+    model.config.custom_pipelines = {
+        **(getattr(model.config, "custom_pipelines", None) or {}),
+        GENRE_TASK: {
+            "impl": f"{Path(__file__).stem}.{AudioGenreClassificationPipeline.__name__}",
+            "pt": [AutoModelForAudioClassification.__name__],
+            "tf": [],
+            "type": "audio",
+        },
+    }
 GENERATE_OPTIONS = ("max_new_tokens", "num_beams", "no_repeat_ngram_size", "repetition_penalty", "do_sample")
 
 
@@ -75,5 +211,6 @@ def register_music_captioning(model: PreTrainedModel | None = None) -> None:
 
 
 def save_pipeline_code(folder: str | Path) -> None:
-    """Copy this file (and what it imports from the package) next to a saved model."""
+    """Copy this file (and what it imports from the package) next to a saved model. (A genre model's
+    `save_pretrained` already ships it with the model's code.)"""
     custom_object_save(MusicCaptioningPipeline, folder)
