@@ -160,7 +160,7 @@ def main() -> None:
                          caption_column_name=cap_args.caption_column_name)
     model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
     tokenizer = processor.tokenizer
-    window, _ = data_args.window_samples(processor.sampling_rate)
+    window = processor.window_samples
 
     skipped, decoded = [], {}
     with training_args.main_process_first(desc="prepare data"):

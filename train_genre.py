@@ -79,7 +79,8 @@ def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_arg
     )
     model = AudioEncoderForGenreClassification(config)
     model.encoder = resolved.model
-    processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=data_args.max_length_seconds)
+    processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=data_args.max_length_seconds,
+                                  hop_seconds=data_args.hop_seconds)
     return model, processor
 
 
@@ -134,7 +135,7 @@ def split_metrics(metric, rows, label_names: list[str]):
 
 def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
     """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
-    window, hop = data_args.window_samples(processor.sampling_rate)
+    window, hop = processor.window_samples, processor.hop_samples
     skipped: list[dict] = []
     decoded = {}
     with training_args.main_process_first(desc="prepare data"):
@@ -190,7 +191,7 @@ def main() -> None:
     splits = genre_splits(data_args, genre_args, training_args.seed)
     label_names = splits["train"].features["label"].names
     model, processor = build_model(enc_args, genre_args, data_args, label_names)
-    window, _ = data_args.window_samples(processor.sampling_rate)
+    window = processor.window_samples
     if genre_args.probe_layers:
         run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, len(label_names))
         return

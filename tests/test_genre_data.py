@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 from torchaudio.datasets import gtzan
+from transformers import Wav2Vec2FeatureExtractor
 
+from modeling_audiocap import AudioCapProcessor
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.training.arguments import AudioDataArguments
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
@@ -105,7 +107,9 @@ def test_windows_cover_each_clip_and_clip_logits_are_window_means(tmp_path):
 
 def test_window_overlap_cuts_music2vec_style_half_overlapping_windows(tmp_path):
     args = AudioDataArguments(max_length_seconds=0.25, window_overlap=0.5)
-    window, hop = args.window_samples(16000)
+    processor = AudioCapProcessor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=args.max_length_seconds,
+                                  hop_seconds=args.hop_seconds)
+    window, hop = processor.window_samples, processor.hop_samples
     assert (window, hop) == (4000, 2000)
     write_wav(tmp_path / "x" / "long.wav", seconds=1.0, rate=16000)
     decoded, _ = decode_dataset(audio_dataset([tmp_path / "x" / "long.wav"], [0]), 16000)

@@ -63,10 +63,11 @@ class AudioDataArguments:
         if not 0.0 <= self.window_overlap < 1.0:
             raise ValueError(f"--window_overlap must be in [0, 1), got {self.window_overlap}")
 
-    def window_samples(self, sampling_rate: int) -> tuple[int, int]:
-        """Window length and hop in samples at `sampling_rate`."""
-        window = int(round(self.max_length_seconds * sampling_rate))
-        return window, max(1, int(round(window * (1.0 - self.window_overlap))))
+    @property
+    def hop_seconds(self) -> float | None:
+        """Hop between evaluation windows from `--window_overlap` (`None`: back to back). The processor built from
+        it owns the windows in samples, for training, evaluation and serving alike."""
+        return None if self.window_overlap == 0 else self.max_length_seconds * (1.0 - self.window_overlap)
 
 
 def parse_with_config(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
