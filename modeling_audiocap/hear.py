@@ -7,9 +7,11 @@
 
 `audio` is `(n_sounds, n_samples)` at `model.sample_rate`, in [-1, 1]. The embedding is the audiocap model's
 learned layer weighting of its encoder's layers (a plain encoder: the mean of its layers). Audio is cut into
-windows of `window_seconds`; waveform encoders and Whisper give one embedding per encoder frame, AST and CLAP (whose
-outputs are not a time sequence) one per window, stamped at the window's centre. Scene embeddings are the mean
-of the timestamp embeddings.
+windows of `window_seconds`; waveform encoders and Whisper give one embedding per encoder frame. AST and CLAP (whose
+outputs are not a time sequence) give one embedding per window, so for them a window of `timestamp_window_seconds`
+is centred on every timestamp, `HOP_MS` (50 ms, the most the HEAR rules allow) apart, zero-padded beyond the sound.
+Scene embeddings are the mean of the timestamp embeddings. Each sound is checked as `load_audio` checks any audio:
+NaN / Inf samples or an empty sound raise `AudioDecodingError` naming the sound.
 """
 
 import json
@@ -18,20 +20,21 @@ import os
 import torch
 from torch import nn
 
-from .audio import window_starts
+from .audio import load_audio, window_starts
 from .encoders import resolve_encoder
 from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
 from .modeling_encoders import encode_layers, layer_width, num_layers
 from .processing_audiocap import AudioCapProcessor
 
 FRAMELESS_MODEL_TYPES = ("audio-spectrogram-transformer", "clap_audio_model")
+HOP_MS = 50.0  # timestamp hop of frameless encoders
 
 
 class HearModel(nn.Module):
     """An encoder with its layer weighting and feature extractor, exposing the HEAR attributes."""
 
     def __init__(self, encoder, encoder_config, processor: AudioCapProcessor, layer_weighting=None,
-                 clap_output: str = "projected", window_seconds: float = 10.0):
+                 clap_output: str = "projected", window_seconds: float = 10.0, timestamp_window_seconds: float = 1.0):
         super().__init__()
         self.encoder = encoder.eval()
         self.encoder_config = encoder_config
@@ -39,6 +42,7 @@ class HearModel(nn.Module):
         self.layer_weighting = layer_weighting
         self.clap_output = clap_output
         self.window_seconds = window_seconds
+        self.timestamp_window_seconds = timestamp_window_seconds
         self.sample_rate = processor.sampling_rate
         self.scene_embedding_size = layer_width(encoder_config, clap_output)
         self.timestamp_embedding_size = self.scene_embedding_size
@@ -53,13 +57,8 @@ class HearModel(nn.Module):
     @torch.inference_mode()
     def embed_window(self, wave: torch.Tensor) -> torch.Tensor:
         """One window `(samples,)` -> frame embeddings `(T, D)` of its valid frames (one row for AST / CLAP)."""
-        features = self.processor.featurize([wave])
-        inputs = features.pop("input_values", None)
-        if inputs is None:
-            inputs = features.pop("input_features")
-        mask = features.pop("attention_mask", None)
-        hidden, frame_mask = encode_layers(self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features)
-        frames = self.weigh(hidden)[0]
+        frames, frame_mask = self._weighted_frames([wave])
+        frames = frames[0]
         if not self.frame_level:
             return mean_pool(frames[None], None)
         if frame_mask is not None:
@@ -68,9 +67,28 @@ class HearModel(nn.Module):
             frames = frames[: max(1, round(frames.shape[0] * wave.shape[0] / (30 * self.sample_rate)))]
         return frames
 
+    @torch.inference_mode()
+    def embed_windows(self, waves: list[torch.Tensor]) -> torch.Tensor:
+        """Equal-length windows of a frameless encoder -> one embedding each `(len(waves), D)`."""
+        frames, _ = self._weighted_frames(waves)
+        return frames.mean(dim=1)
 
-def load_model(model_file_path: str = "m-a-p/MERT-v1-95M", window_seconds: float = 10.0) -> HearModel:
-    """A HEAR model from a saved audiocap model dir, or anything `resolve_encoder` takes (Hub id, dir, short name)."""
+    def _weighted_frames(self, waves: list[torch.Tensor]):
+        """Windows -> layer-weighted frames `(B, T, D)` and the frame mask (None when every frame is valid)."""
+        features = self.processor.featurize(waves)
+        inputs = features.pop("input_values", None)
+        if inputs is None:
+            inputs = features.pop("input_features")
+        mask = features.pop("attention_mask", None)
+        hidden, frame_mask = encode_layers(self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features)
+        return self.weigh(hidden), frame_mask
+
+
+def load_model(
+    model_file_path: str = "m-a-p/MERT-v1-95M", window_seconds: float = 10.0, timestamp_window_seconds: float = 1.0
+) -> HearModel:
+    """A HEAR model from a saved audiocap model dir, or anything `resolve_encoder` takes (Hub id, dir, short name).
+    `timestamp_window_seconds`: the window centred on each timestamp of a frameless encoder (AST, CLAP)."""
     config_path = os.path.join(model_file_path, "config.json")
     model_type = None
     if os.path.isfile(config_path):
@@ -81,35 +99,60 @@ def load_model(model_file_path: str = "m-a-p/MERT-v1-95M", window_seconds: float
         model = cls.from_pretrained(model_file_path).eval()
         processor = AudioCapProcessor.from_pretrained(model_file_path)
         return HearModel(model.encoder, model.config.encoder, processor, model.layer_weighting,
-                         model.config.clap_output, model.config.window_seconds or window_seconds)
+                         model.config.clap_output, model.config.window_seconds or window_seconds,
+                         timestamp_window_seconds)
     resolved = resolve_encoder(model_file_path)
     if num_layers(resolved.config) < 1:
         raise ValueError(f"{model_file_path} has no hidden-state layers to embed")
     return HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor),
-                     window_seconds=window_seconds)
+                     window_seconds=window_seconds, timestamp_window_seconds=timestamp_window_seconds)
 
 
 def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
     """`(n_sounds, n_samples)` -> embeddings `(n_sounds, n_timestamps, D)` and their centres in ms."""
     if audio.dim() != 2:
         raise ValueError(f"audio must be (n_sounds, n_samples), got shape {tuple(audio.shape)}")
-    rate = model.sample_rate
-    window = max(1, int(round(model.window_seconds * rate)))
     all_embeddings, all_times = [], []
-    for wave in audio.float().cpu():
-        embeddings, times = [], []
-        for start in window_starts(wave.shape[0], window):
-            chunk = wave[start : start + window]
-            frames = model.embed_window(chunk)
-            span_ms = 1000.0 * chunk.shape[0] / rate
-            centres = (torch.arange(frames.shape[0]) + 0.5) * span_ms / frames.shape[0] + 1000.0 * start / rate
-            keep = centres > (times[-1][-1] if times else -1.0)  # the end-aligned last window overlaps: no repeats
-            embeddings.append(frames[keep])
-            times.append(centres[keep])
-        all_embeddings.append(torch.cat(embeddings))
-        all_times.append(torch.cat(times))
+    for index, sound in enumerate(audio.float().cpu()):
+        source = {"array": sound.numpy(), "sampling_rate": model.sample_rate, "path": f"sound {index} of the batch"}
+        wave = load_audio(source, model.sample_rate)
+        embeddings, times = _frame_timestamps(wave, model) if model.frame_level else _window_timestamps(wave, model)
+        all_embeddings.append(embeddings)
+        all_times.append(times)
     length = min(e.shape[0] for e in all_embeddings)  # equal-length sounds give equal counts; trim otherwise
     return torch.stack([e[:length] for e in all_embeddings]), torch.stack([t[:length] for t in all_times])
+
+
+def _frame_timestamps(wave: torch.Tensor, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame-level encoders: the frames of back-to-back windows, each stamped at its centre."""
+    rate = model.sample_rate
+    window = max(1, int(round(model.window_seconds * rate)))
+    embeddings, times = [], []
+    for start in window_starts(wave.shape[0], window):
+        chunk = wave[start : start + window]
+        frames = model.embed_window(chunk)
+        span_ms = 1000.0 * chunk.shape[0] / rate
+        centres = (torch.arange(frames.shape[0]) + 0.5) * span_ms / frames.shape[0] + 1000.0 * start / rate
+        keep = centres > (times[-1][-1] if times else -1.0)  # the end-aligned last window overlaps: no repeats
+        embeddings.append(frames[keep])
+        times.append(centres[keep])
+    return torch.cat(embeddings), torch.cat(times)
+
+
+def _window_timestamps(wave: torch.Tensor, model: HearModel, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frameless encoders (AST, CLAP): one window of `timestamp_window_seconds` centred on each timestamp, `HOP_MS`
+    apart from 0 to the sound's end; the sound is zero-padded by half a window on each side."""
+    rate = model.sample_rate
+    window = max(1, int(round(model.timestamp_window_seconds * rate)))
+    half = window // 2
+    padded = torch.nn.functional.pad(wave, (half, window - half))
+    times = torch.arange(0.0, 1000.0 * wave.shape[0] / rate, HOP_MS)
+    centres = [int(round(t * rate / 1000.0)) for t in times.tolist()]
+    embeddings = [
+        model.embed_windows([padded[c : c + window] for c in centres[i : i + batch_size]])
+        for i in range(0, len(centres), batch_size)
+    ]
+    return torch.cat(embeddings), times
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: HearModel) -> torch.Tensor:
