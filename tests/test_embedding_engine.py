@@ -12,6 +12,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 from conftest import WAVEFORM_KWARGS, tiny_encoder_config, tone
@@ -333,16 +334,22 @@ def test_bad_files_are_skipped_counted_and_listed(tmp_path, encoders, caplog):
     good = (folder / "good1.wav").read_bytes()
     (folder / "truncated.wav").write_bytes(good[: len(good) // 2])
     write_wav(folder / "tiny.wav", 0.002, seed=3)  # 32 samples: shorter than the encoder's receptive field
+    (folder / "noise.ogg").write_bytes(np.random.default_rng(0).bytes(4096))
+    nan = np.random.default_rng(1).standard_normal(RATE).astype(np.float32) * 0.1
+    nan[[10, 5000]] = [np.nan, np.inf]
+    sf.write(folder / "nan.wav", nan, RATE, subtype="FLOAT")
     with caplog.at_level(logging.WARNING, logger="modeling_audiocap.embedding.engine"):
         ds = run(str(folder), encoders("wav2vec2"), tmp_path / "out", shard_size=3)
     assert list(ds["id"]) == ["good1.wav", "good2.wav"]
-    skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
-    names = ["corrupt.wav", "empty.flac", "text.mp3", "tiny.wav", "truncated.wav"]
-    assert [item["id"] for item in skipped] == names
-    assert "truncated" in skipped[-1]["error"] and "too short" in skipped[3]["error"]
-    assert json.loads((tmp_path / "out" / "embedding_config.json").read_text())["skipped"] == 5
+    skipped = {item["id"]: item["error"] for item in json.loads((tmp_path / "out" / "skipped.json").read_text())}
+    names = ["corrupt.wav", "empty.flac", "nan.wav", "noise.ogg", "text.mp3", "tiny.wav", "truncated.wav"]
+    assert sorted(skipped) == names
+    assert "truncated" in skipped["truncated.wav"] and "too short" in skipped["tiny.wav"]
+    assert "non-finite" in skipped["nan.wav"] and "empty" in skipped["empty.flac"]
+    assert all(skipped.values())
+    assert json.loads((tmp_path / "out" / "embedding_config.json").read_text())["skipped"] == 7
     logged = caplog.text
-    assert all(name in logged for name in names) and "skipped 5" in logged
+    assert all(name in logged for name in names) and "skipped 7" in logged
 
 
 # -- memory, processes, command line ---------------------------------------------------------------------------------
