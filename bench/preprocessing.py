@@ -5,6 +5,11 @@ to mono at 24 kHz (MERT's rate) and peak-normalised: audiocap through `load_audi
 formats through torchcodec / FFmpeg; `torchaudio.functional.resample`) and `peak_normalize`; librosa through `librosa.load` (soundfile decoding, soxr
 resampling, its default) and `librosa.util.normalize`. Reported: audio seconds per wall second for each format,
 the ratio, and how far apart the two outputs are (signal-to-difference ratio in dB).
+
+`run_serving`: a saved genre model (MERT-95M-shaped encoder, random weights, 5 s windows) classifies the same kind
+of files through `pipeline("audio-classification", ...)` and by hand (`load_audio` -> the saved `AudioCapProcessor`
+-> the model -> mean logits over the windows), side by side: the largest score difference (0 when serving feeds the
+model what training fed it) and the pipeline's time over the hand-fed time.
 """
 
 import tempfile
@@ -91,5 +96,59 @@ def run(files: int = 6, seconds: float = 30.0, rounds: int = 5, log=print) -> di
     return results
 
 
+def _genre_model_dir(folder: Path) -> Path:
+    """A MERT-95M-shaped genre model with its processor, saved as train_genre.py saves one."""
+    from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, AudioGenreConfig, MERTConfig
+    from modeling_audiocap.encoders import resolve_encoder
+
+    resolved = resolve_encoder(MERTConfig(sampling_rate=TARGET_RATE))
+    labels = dict(enumerate(("blues", "classical", "jazz", "metal", "pop")))
+    config = AudioGenreConfig(encoder=resolved.config, id2label=labels, label2id={v: k for k, v in labels.items()},
+                              window_seconds=5.0, sampling_rate=TARGET_RATE)
+    model = AudioEncoderForGenreClassification(config).eval()
+    model.encoder = resolved.model.eval()
+    model.save_pretrained(folder)
+    AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=5.0).save_pretrained(folder)
+    return folder
+
+
+def run_serving(files: int = 2, seconds: float = 20.0, rounds: int = 2, log=print) -> dict:
+    """pipeline() on files against the same model fed by hand (see the module docstring)."""
+    import torch
+    from transformers import pipeline
+
+    from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, average_windows
+    from modeling_audiocap.pipelines import AudioGenreClassificationPipeline
+
+    results = {"files": files, "track_seconds": seconds, "source": f"{SOURCE_RATE} Hz stereo", "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = _genre_model_dir(Path(tmp) / "model")
+        classify = pipeline("audio-classification", model=str(model_dir), pipeline_class=AudioGenreClassificationPipeline)
+        model = AudioEncoderForGenreClassification.from_pretrained(model_dir).eval()
+        processor = AudioCapProcessor.from_pretrained(model_dir)
+
+        @torch.inference_mode()
+        def by_hand(path: Path) -> dict[str, float]:
+            features = dict(processor(load_audio(path, processor.sampling_rate).numpy(),
+                                      sampling_rate=processor.sampling_rate, return_tensors="pt"))
+            clip_index = features.pop("window_clip_index")
+            logits = average_windows(model(**features).logits, clip_index, num_clips=1)[0]
+            return {model.config.id2label[i]: float(p) for i, p in enumerate(logits.softmax(-1))}
+
+        def served(path: Path) -> dict[str, float]:
+            return {row["label"]: row["score"] for row in classify(str(path))}
+
+        for fmt in FORMATS:
+            paths = _write(Path(tmp), fmt, files, seconds)
+            best, outputs = _timed_side_by_side({"pipeline": served, "by_hand": by_hand}, paths, rounds)
+            difference = max(abs(a[k] - b[k]) for a, b in zip(outputs["pipeline"], outputs["by_hand"]) for k in a)
+            row = {"format": fmt, "max_score_difference": difference,
+                   "pipeline_over_by_hand_time": best["pipeline"] / best["by_hand"]}
+            results["rows"].append(row)
+            log(f"  {fmt}: max score difference {difference:.2e}, pipeline time x{row['pipeline_over_by_hand_time']:.2f}")
+    return results
+
+
 if __name__ == "__main__":
     print(run())
+    print(run_serving())

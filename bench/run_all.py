@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     print("[preprocessing] audiocap vs librosa.load")
     results["preprocessing"] = preprocessing.run()
+    print("[serving] pipeline('audio-classification') vs the same model fed by hand")
+    results["serving"] = preprocessing.run_serving()
     print("[frozen cache] epoch from the embedding cache vs recomputing the encoder")
     results["frozen_cache"] = frozen_cache.run(device=device.type)
     print(f"  x{results['frozen_cache']['frozen_cache_speedup']:.1f} per epoch")
