@@ -28,6 +28,7 @@ from ..audio import cut_windows
 from ..encoders import default_feature_extractor
 from ..modeling_audiocap import mean_pool
 from ..modeling_encoders import build_encoder, encode_layers, is_waveform_encoder
+from ..processing_audiocap import average_windows
 
 logger = logging.getLogger(__name__)
 
@@ -160,36 +161,31 @@ def clip_embeddings(
     concatenated (`D = layers x hidden_size`)."""
     if layers not in ("last", "all"):
         raise ValueError(f"layers must be 'last' or 'all', got {layers!r}")
+    if len(waveforms) == 0:
+        raise ValueError("clip_embeddings needs at least one clip")
     was_training = encoder.training
     encoder.eval()
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
-    sums: list[torch.Tensor] = []
-    counts: list[int] = []
-    pending: list[tuple[int, torch.Tensor]] = []  # (clip, window): cut lazily, so long tracks never all sit in memory
+    pooled: list[torch.Tensor] = []  # one row per window, (D,)
+    window_clip: list[int] = []
+    pending: list[torch.Tensor] = []  # windows are cut lazily, so long tracks never all sit in memory
 
     def flush() -> None:
-        batch = torch.stack([window for _, window in pending]).to(device)
-        hidden, frame_mask = encode_layers(encoder, encoder.config, batch)  # (B, L, T, D)
-        pooled = mean_pool(hidden, frame_mask)  # (B, L, D)
-        pooled = (pooled[:, -1] if layers == "last" else pooled.flatten(1)).float().cpu()
-        for (clip, _), row in zip(pending, pooled):
-            sums[clip] = row if sums[clip] is None else sums[clip] + row
+        hidden, frame_mask = encode_layers(encoder, encoder.config, torch.stack(pending).to(device))  # (B, L, T, D)
+        means = mean_pool(hidden, frame_mask)  # (B, L, D)
+        pooled.extend((means[:, -1] if layers == "last" else means.flatten(1)).float().cpu())
         pending.clear()
 
     for clip, wave in enumerate(waveforms):
-        windows = cut_windows(torch.as_tensor(np.asarray(wave, dtype=np.float32)), window_samples, hop_samples)
-        sums.append(None)
-        counts.append(windows.shape[0])
-        for window in windows:
-            pending.append((clip, window))
+        for window in cut_windows(torch.as_tensor(np.asarray(wave, dtype=np.float32)), window_samples, hop_samples):
+            pending.append(window)
+            window_clip.append(clip)
             if len(pending) == batch_size:
                 flush()
     if pending:
         flush()
     encoder.train(was_training)
-    if not sums:
-        raise ValueError("clip_embeddings needs at least one clip")
-    return (torch.stack(sums) / torch.tensor(counts, dtype=torch.float32)[:, None]).numpy()
+    return average_windows(torch.stack(pooled), torch.tensor(window_clip), len(waveforms)).numpy()
 
 
 def fuse_embeddings(embeddings: Sequence[np.ndarray | torch.Tensor]) -> np.ndarray:
