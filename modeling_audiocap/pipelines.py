@@ -138,19 +138,22 @@ class AudioGenreClassificationPipeline(Pipeline):
         return [{"label": id2label[i], "score": v} for v, i in zip(values.tolist(), ids.tolist())]
 
 
-def register_audio_classification(model: PreTrainedModel) -> None:
-    """Record `AudioGenreClassificationPipeline` as the model's `audio-classification` pipeline in its config
-    (`custom_pipelines`), next to any other custom pipeline it has. Never registered with transformers' task
-    registry: that would take the task over for every other model."""
+def record_pipeline(model: PreTrainedModel, task: str, pipeline_class: type, auto_class: type) -> None:
+    """Record `pipeline_class` (from this file) as the model's pipeline for `task` in its config's `custom_pipelines`,
+    next to any other it has; `save_pretrained` then ships this file for `trust_remote_code` loading."""
     model.config.custom_pipelines = {
         **(getattr(model.config, "custom_pipelines", None) or {}),
-        GENRE_TASK: {
-            "impl": f"{Path(__file__).stem}.{AudioGenreClassificationPipeline.__name__}",
-            "pt": [AutoModelForAudioClassification.__name__],
-            "tf": [],
-            "type": "audio",
-        },
+        task: {"impl": f"{Path(__file__).stem}.{pipeline_class.__name__}", "pt": [auto_class.__name__], "tf": [],
+               "type": "audio"},
     }
+
+
+def register_audio_classification(model: PreTrainedModel) -> None:
+    """Record `AudioGenreClassificationPipeline` as the model's `audio-classification` pipeline. Never registered
+    with transformers' task registry: that would take the task over for every other model."""
+    record_pipeline(model, GENRE_TASK, AudioGenreClassificationPipeline, AutoModelForAudioClassification)
+
+
 GENERATE_OPTIONS = ("max_new_tokens", "num_beams", "no_repeat_ngram_size", "repetition_penalty", "do_sample")
 
 
@@ -200,14 +203,7 @@ def register_music_captioning(model: PreTrainedModel | None = None) -> None:
         TASK, pipeline_class=MusicCaptioningPipeline, pt_model=AutoModelForSpeechSeq2Seq, type="audio"
     )
     if model is not None:
-        model.config.custom_pipelines = {
-            TASK: {
-                "impl": f"{Path(__file__).stem}.{MusicCaptioningPipeline.__name__}",
-                "pt": [AutoModelForSpeechSeq2Seq.__name__],
-                "tf": [],
-                "type": "audio",
-            }
-        }
+        record_pipeline(model, TASK, MusicCaptioningPipeline, AutoModelForSpeechSeq2Seq)
 
 
 def save_pipeline_code(folder: str | Path) -> None:
