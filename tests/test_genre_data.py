@@ -165,3 +165,21 @@ def test_cached_embeddings_of_a_window_do_not_depend_on_its_batch(tmp_path):
         with torch.no_grad():
             alone = mean_pool(*model.layer_hidden_states(features["input_values"], features.get("attention_mask")))
         np.testing.assert_allclose(row["layer_embeddings"], alone[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_epoch_crops_depend_only_on_seed_epoch_and_clip():
+    """A resumed run crops as an uninterrupted one: the window depends on (seed, epoch, clip), not on call order."""
+    from types import SimpleNamespace
+
+    from modeling_audiocap.training.crops import EpochCrops
+
+    wave = torch.arange(10_000, dtype=torch.float32)
+    crops = EpochCrops(window=1000, seed=5)
+    first = [crops.crop(wave, clip)[0].item() for clip in range(6)]
+    assert [crops.crop(wave, clip)[0].item() for clip in reversed(range(6))] == first[::-1]
+    crops.on_epoch_begin(None, SimpleNamespace(epoch=1.5), None)  # resumed half-way through epoch 1
+    second = [crops.crop(wave, clip)[0].item() for clip in range(6)]
+    fresh = EpochCrops(window=1000, seed=5)
+    fresh.on_epoch_begin(None, SimpleNamespace(epoch=1.0), None)
+    assert [fresh.crop(wave, clip)[0].item() for clip in range(6)] == second != first
+    assert crops.crop(wave[:300], 0).shape == (1000,)  # a short clip is zero-padded to the window
