@@ -361,7 +361,8 @@ def write_report(results: dict, path: Path) -> None:
         notes += [
             "Reduced on this CPU: 4-s windows instead of 10 s for the waveform encoders (Whisper: 30 s, CLAP: 10 s, "
             "their native inputs), batches 1 / 4 / 16 (Whisper 1 / 4), and bf16 only at batch 1 on a 2-s window "
-            "(1 s for MERT-v1-330M) with one timed run, because this CPU emulates bf16 (see Targets). On a GPU the "
+            "(1 s for MERT-v1-330M) with one timed run, to fit the time budget of a CPU run (see Targets for how this "
+            "CPU runs bf16). On a GPU the "
             "same script runs 10-s windows at batches 1 / 4 / 16 / 64 in fp32 and bf16 (no GPU was available to this "
             "run, so those figures are not here).",
             "",
