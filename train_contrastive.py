@@ -40,7 +40,6 @@ from transformers import get_scheduler
 from modeling_audiocap import resolve_encoder
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.genre import load_genre_dataset
-from modeling_audiocap.data.synthetic import generate_music_set
 from modeling_audiocap.encoders import SCRATCH_ENCODER_NAMES
 from modeling_audiocap.hub import package_versions
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
@@ -59,6 +58,7 @@ from modeling_audiocap.training.contrastive import (
     random_init_like,
 )
 from modeling_audiocap.training.genre_data import decode_dataset, require_clips
+from modeling_audiocap.training.runs import load_splits
 
 logger = logging.getLogger("audiocap.train_contrastive")
 
@@ -150,22 +150,10 @@ class ContrastiveArguments:
         return overrides
 
 
-def load_splits(data_args: AudioDataArguments, args: ContrastiveArguments):
-    if data_args.dataset_name == "builtin":
-        path = generate_music_set(
-            data_args.builtin_dir, clips_per_genre=data_args.builtin_clips_per_genre, seconds=data_args.builtin_seconds
-        )
-        return load_genre_dataset(
-            str(path), label_column_name="genre", split_protocol=data_args.split_protocol, seed=args.seed
-        )
-    return load_genre_dataset(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        audio_column_name=data_args.audio_column_name,
-        label_column_name=args.label_column_name,
-        split_protocol=data_args.split_protocol,
-        seed=args.seed,
-    )
+def genre_splits(data_args: AudioDataArguments, args: ContrastiveArguments):
+    """The shared split loading of the training scripts, with this run's label column and seed."""
+    return load_splits(load_genre_dataset, data_args, args.seed, {"label_column_name": "genre"},
+                       label_column_name=args.label_column_name)
 
 
 class ClipIndices(torch.utils.data.Dataset):
@@ -286,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     crop = args.crop_samples or int(round(args.crop_seconds * rate))
 
     with accelerator.main_process_first():
-        splits = load_splits(data_args, args)
+        splits = genre_splits(data_args, args)
         decoded, skipped = {}, []
         for split, ds in splits.items():
             decoded[split], bad = decode_dataset(

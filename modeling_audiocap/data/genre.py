@@ -1,61 +1,33 @@
 """Genre datasets as a `DatasetDict` with `train` / `validation` / `test`, an `audio` column and a `label` ClassLabel.
 
-Sources: a Hub id (`datasets.load_dataset`), a folder with `metadata.csv` (`file_name` + label column, optional
-`split` column; the built-in music set is one), or an audiofolder tree `<root>/<label>/<clip>` (GTZAN's
-`genres/<genre>/<genre>.000NN.au` is one), or an FMA root holding `fma_metadata/tracks.csv` and `fma_<subset>/`
-(`dataset_config_name` picks the subset: small, medium, large or full; see `modeling_audiocap.data.fma`). Split
-protocols:
+Sources: an FMA root holding `fma_metadata/tracks.csv` and `fma_<subset>/` (`dataset_config_name` picks the
+subset: small, medium, large or full; see `modeling_audiocap.data.fma`), or anything the shared resolver
+`modeling_audiocap.data.sources.load_source` reads (a Hub id, a Hub snapshot or `save_to_disk` folder, a folder with
+`metadata.csv` / `metadata.jsonl`, a `<label>/<clip>` tree such as GTZAN's). The label column may be a ClassLabel,
+strings or integers; it becomes the ClassLabel `label`. Split protocols:
 
-- `predefined`: the source's own splits (Hub splits, the `split` column, FMA's official split); falls back to
-  `random` if it has none;
+- `predefined`: the source's own splits (Hub splits, the `split` column, FMA's official split); a source with `train`
+  and `test` but no `validation` gets a stratified validation carved from its train; one without splits falls back
+  to `random`;
 - `random`: the reference paper's seeded, stratified 80/20 train/test, with validation carved from train;
 - `filtered`: GTZAN's fault-filtered, artist-aware 443/197/290 lists (as shipped in torchaudio.datasets.gtzan).
 """
 
-import csv
 import logging
 import os
 from pathlib import Path
 
 import datasets
+import pyarrow.compute as pc
 from sklearn.model_selection import train_test_split
 
-from ..audio import audio_files
 from .fma import find_fma_root, load_fma_root
+from .sources import encode_labels, load_source
 
 logger = logging.getLogger(__name__)
 
 SPLIT_PROTOCOLS = ("predefined", "random", "filtered")
 SPLITS = ("train", "validation", "test")
-
-
-def _folder_rows(root: Path, label_column: str) -> list[dict]:
-    """Rows of a `metadata.csv` folder, or of a `<root>/<label>/<clip>` tree."""
-    metadata = root / "metadata.csv"
-    if metadata.is_file():
-        with open(metadata, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if rows and label_column not in rows[0]:
-            raise ValueError(f"{metadata} has no label column {label_column!r}; columns: {', '.join(rows[0])}")
-        for row in rows:
-            row["audio"] = str(root / row["file_name"])
-        return rows
-    rows = []
-    for path in audio_files(root):
-        rows.append({"audio": str(path), "file_name": str(path.relative_to(root)), label_column: path.parent.name})
-    if not rows:
-        raise FileNotFoundError(f"{root} has neither metadata.csv nor audio files in <label>/<clip> folders")
-    return rows
-
-
-def _from_rows(rows: list[dict], label_column: str) -> datasets.Dataset:
-    names = sorted({r[label_column] for r in rows})
-    columns = {key: [r[key] for r in rows] for key in rows[0] if key != label_column}
-    columns["label"] = [names.index(r[label_column]) for r in rows]
-    features = datasets.Features(
-        {key: datasets.Value("string") for key in columns if key != "label"} | {"label": datasets.ClassLabel(names=names)}
-    )
-    return datasets.Dataset.from_dict(columns, features=features).cast_column("audio", datasets.Audio(decode=False))
 
 
 def random_split(dataset: datasets.Dataset, seed: int, test_fraction: float = 0.2, validation_fraction: float = 0.1):
@@ -76,7 +48,8 @@ def gtzan_filtered_split(dataset: datasets.Dataset) -> datasets.DatasetDict:
     from torchaudio.datasets import gtzan
 
     lists = {"train": gtzan.filtered_train, "validation": gtzan.filtered_valid, "test": gtzan.filtered_test}
-    stems = [Path(p["path"] if isinstance(p, dict) else p).stem for p in dataset["audio"]]
+    paths = pc.struct_field(dataset.with_format("arrow", columns=["audio"])[:]["audio"], "path").to_pylist()
+    stems = [Path(p or "").stem for p in paths]  # read from Arrow: the audio bytes stay where they are
     out = {}
     for split, names in lists.items():
         wanted = set(names)
@@ -86,6 +59,26 @@ def gtzan_filtered_split(dataset: datasets.Dataset) -> datasets.DatasetDict:
     return datasets.DatasetDict(out)
 
 
+def carve_validation(splits: datasets.DatasetDict, seed: int, fraction: float = 0.125) -> datasets.DatasetDict:
+    """`train` / `validation` / `test` from a source's `train` and `test`: a seeded, stratified `fraction` of train
+    becomes validation (0.125 of an 80 % train is the `random` protocol's 10 % of the whole)."""
+    train = splits["train"]
+    labels = train["label"]
+    size = max(round(fraction * len(train)), len(set(labels)))  # stratifying needs one clip of every label
+    train_idx, val_idx = train_test_split(list(range(len(train))), test_size=size, random_state=seed, stratify=labels)
+    return datasets.DatasetDict(
+        {"train": train.select(sorted(train_idx)), "validation": train.select(sorted(val_idx)), "test": splits["test"]}
+    )
+
+
+def _predefined(loaded: datasets.DatasetDict, seed: int) -> datasets.DatasetDict | None:
+    if set(SPLITS) <= set(loaded):
+        return datasets.DatasetDict({s: loaded[s] for s in SPLITS})
+    if {"train", "test"} <= set(loaded):
+        return carve_validation(loaded, seed)
+    return None
+
+
 def load_genre_dataset(
     dataset_name: str,
     dataset_config_name: str | None = None,
@@ -93,6 +86,7 @@ def load_genre_dataset(
     label_column_name: str = "label",
     split_protocol: str = "predefined",
     seed: int = 0,
+    dataset_revision: str | None = None,
 ) -> datasets.DatasetDict:
     """Load a genre dataset with `train`, `validation` and `test` splits (see the module docstring)."""
     if split_protocol not in SPLIT_PROTOCOLS:
@@ -105,21 +99,13 @@ def load_genre_dataset(
         official = load_fma_root(dataset_name, dataset_config_name)
         whole = datasets.concatenate_datasets(list(official.values()))
         splits = official if split_protocol == "predefined" else None
-    elif os.path.isdir(dataset_name):
-        rows = _folder_rows(Path(dataset_name).absolute(), label_column_name)
-        has_split = "split" in rows[0]
-        whole = _from_rows(rows, label_column_name)
-        if split_protocol == "predefined" and has_split:
-            splits = datasets.DatasetDict({s: whole.filter(lambda r, s=s: r["split"] == s) for s in SPLITS})
-        else:
-            splits = None
     else:
-        loaded = datasets.load_dataset(dataset_name, dataset_config_name)
-        loaded = loaded.rename_columns({c: n for c, n in ((audio_column_name, "audio"), (label_column_name, "label")) if c != n})
-        # Keep paths and bytes: decoding happens once, in audiocap's own preparation step.
-        loaded = loaded.cast_column("audio", datasets.Audio(decode=False))
+        loaded = load_source(
+            dataset_name, dataset_config_name, dataset_revision, audio_column_name, tree_label_column=label_column_name
+        )
+        loaded = encode_labels(loaded, label_column_name, source=dataset_name)
         whole = datasets.concatenate_datasets(list(loaded.values()))
-        splits = loaded if split_protocol == "predefined" and set(SPLITS) <= set(loaded) else None
+        splits = _predefined(loaded, seed) if split_protocol == "predefined" else None
     if splits is None:
         if split_protocol == "filtered":
             splits = gtzan_filtered_split(whole)

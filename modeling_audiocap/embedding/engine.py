@@ -638,7 +638,7 @@ def extract_embeddings(
     if mine:
         featurize = AudioCapProcessor(loaded.feature_extractor).featurize
         stream_kwargs = dict(
-            dataset=dataset, audio_column=audio_column, featurize=featurize, sampling_rate=rate, window=window,
+            dataset=dataset, audio_column="audio", featurize=featurize, sampling_rate=rate, window=window,
             hop=hop, normalize=loaded.normalize, min_samples=min_samples, block_windows=batch_size,
         )
         workers = default_num_workers(procs.device) if num_workers is None else num_workers

@@ -30,11 +30,6 @@ class Clip:
     row: int | None = None
 
 
-def is_saved_dataset(path: str) -> bool:
-    """Whether `path` is a directory written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
-    return os.path.isfile(os.path.join(path, "state.json")) or os.path.isfile(os.path.join(path, "dataset_dict.json"))
-
-
 def _pick_split(dataset: datasets.DatasetDict, split: str | None) -> datasets.Dataset:
     if split is not None:
         return dataset[split]
@@ -45,20 +40,19 @@ def _pick_split(dataset: datasets.DatasetDict, split: str | None) -> datasets.Da
     raise ValueError(f"The dataset has splits {sorted(dataset)}: pass split=")
 
 
-def load_input_dataset(inputs: Any, split: str | None = None) -> datasets.Dataset:
-    """A `Dataset` from a Dataset / DatasetDict object, a `save_to_disk` directory or a Hub id."""
+def load_input_dataset(inputs: Any, split: str | None = None, audio_column: str = "audio") -> datasets.Dataset:
+    """A `Dataset` from a Dataset / DatasetDict object, or from anything the shared resolver
+    (`modeling_audiocap.data.sources.load_source`) reads: a Hub id, a Hub snapshot, `save_to_disk` or audio folder.
+    Resolved sources come with their audio column renamed to `audio`."""
     import datasets
+
+    from ..data.sources import load_source
 
     if isinstance(inputs, datasets.DatasetDict):
         return _pick_split(inputs, split)
     if isinstance(inputs, datasets.Dataset):
         return inputs
-    name = os.fspath(inputs)
-    if os.path.isdir(name):
-        loaded = datasets.load_from_disk(name)
-    else:
-        loaded = datasets.load_dataset(name, split=split)
-    return _pick_split(loaded, split) if isinstance(loaded, datasets.DatasetDict) else loaded
+    return _pick_split(load_source(os.fspath(inputs), audio_column=audio_column), split)
 
 
 def dataset_clips(
@@ -70,6 +64,8 @@ def dataset_clips(
 
     if audio_column not in dataset.column_names:
         raise ValueError(f"The dataset has no {audio_column!r} column (columns: {dataset.column_names}); pass audio_column=")
+    if len(dataset) == 0:
+        raise ValueError("The dataset has no rows: nothing to embed")
     feature = dataset.features[audio_column]
     if isinstance(feature, datasets.Audio) and feature.decode:
         dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
@@ -91,31 +87,42 @@ def dataset_clips(
     return clips, dataset
 
 
+def _audio_named_audio(dataset: datasets.Dataset, audio_column: str) -> datasets.Dataset:
+    if audio_column == "audio":
+        return dataset
+    if "audio" in dataset.column_names:
+        dataset = dataset.remove_columns("audio")
+    return dataset.rename_column(audio_column, "audio")
+
+
 def list_clips(
     inputs: Any, audio_column: str = "audio", id_column: str = "id", split: str | None = None
 ) -> tuple[list[Clip], datasets.Dataset | None]:
     """`(clips, dataset)` for a folder, a file, a list of files, a `Dataset`, a `save_to_disk` directory or a Hub id.
 
-    Ids: a folder's files by their path relative to it; listed files by the path as given; dataset rows by their
-    `id_column` when the dataset has one, else by row number.
+    Folders and ids are read by the shared resolver, `modeling_audiocap.data.sources`; a returned dataset holds the
+    audio in its `audio` column. Ids: a `<label>/<clip>` folder's files by their path relative to it; listed files
+    by the path as given; dataset rows by their `id_column` when the dataset has one, else by row number.
     """
     import datasets
 
     if isinstance(inputs, (datasets.Dataset, datasets.DatasetDict)):
-        return dataset_clips(load_input_dataset(inputs, split), audio_column, id_column)
+        clips, dataset = dataset_clips(load_input_dataset(inputs, split), audio_column, id_column)
+        return clips, _audio_named_audio(dataset, audio_column)
     if isinstance(inputs, (str, os.PathLike)):
+        from ..data.sources import audio_root, folder_kind
+
         name = os.fspath(inputs)
-        if os.path.isdir(name) and not is_saved_dataset(name):
-            files = audio_files(name)
+        if os.path.isfile(name):
+            return [Clip(0, name, str(Path(name).resolve()), source=name)], None
+        if os.path.isdir(name) and folder_kind(name) == "tree":  # the files themselves, by their relative path
             root = Path(name)
+            files = audio_files(audio_root(root))
             return [
                 Clip(i, f.relative_to(root).as_posix(), str(f.resolve()), source=str(f)) for i, f in enumerate(files)
             ], None
-        if os.path.isfile(name):
-            return [Clip(0, name, str(Path(name).resolve()), source=name)], None
-        if not os.path.exists(name) and (name.startswith((".", os.sep, "~")) or name.count("/") > 1):
-            raise FileNotFoundError(f"No such folder, file or dataset directory: {name!r}")
-        return dataset_clips(load_input_dataset(name, split), audio_column, id_column)
+        # A save_to_disk / Hub snapshot / metadata folder or a Hub id; its audio column is renamed to `audio`.
+        return dataset_clips(load_input_dataset(name, split, audio_column), "audio", id_column)
     if isinstance(inputs, Sequence):
         clips = []
         for i, item in enumerate(inputs):

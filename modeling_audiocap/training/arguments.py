@@ -41,7 +41,17 @@ class AudioDataArguments:
         default="builtin", metadata={"help": "Hub id, local folder, or 'builtin' (the built-in music set)."}
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset revision (branch, tag, commit); 'refs/convert/parquet' for a script dataset."},
+    )
     audio_column_name: str = field(default="audio", metadata={"help": "Column holding the audio."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep this many training clips (a seeded shuffle, after splitting)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep this many validation and test clips each (after splitting)."}
+    )
     split_protocol: str = field(default="predefined", metadata={"help": "predefined | random | filtered (GTZAN)."})
     max_length_seconds: float = field(default=10.0, metadata={"help": "Window length for training and inference."})
     window_overlap: float = field(
@@ -62,6 +72,9 @@ class AudioDataArguments:
     def __post_init__(self):
         if not 0.0 <= self.window_overlap < 1.0:
             raise ValueError(f"--window_overlap must be in [0, 1), got {self.window_overlap}")
+        for flag in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, flag) is not None and getattr(self, flag) < 1:
+                raise ValueError(f"--{flag} must be at least 1, got {getattr(self, flag)}")
 
     @property
     def hop_seconds(self) -> float | None:

@@ -37,18 +37,38 @@ def load_splits(
     loader: Callable[..., DatasetDict], data_args: AudioDataArguments, seed: int, builtin_columns: dict, **columns
 ) -> DatasetDict:
     """The run's splits through `loader` (`load_genre_dataset` / `load_caption_dataset`): the built-in set (its
-    columns named by `builtin_columns`) or `--dataset_name` (its columns named by `columns`)."""
+    columns named by `builtin_columns`) or `--dataset_name` (its columns named by `columns`), then cut to
+    `--max_train_samples` / `--max_eval_samples`."""
     if data_args.dataset_name == "builtin":
         path = str(builtin_set(data_args))
-        return loader(path, split_protocol=data_args.split_protocol, seed=seed, **builtin_columns)
-    return loader(
-        data_args.dataset_name,
-        data_args.dataset_config_name,
-        audio_column_name=data_args.audio_column_name,
-        split_protocol=data_args.split_protocol,
-        seed=seed,
-        **columns,
-    )
+        splits = loader(path, split_protocol=data_args.split_protocol, seed=seed, **builtin_columns)
+    else:
+        splits = loader(
+            data_args.dataset_name,
+            data_args.dataset_config_name,
+            audio_column_name=data_args.audio_column_name,
+            split_protocol=data_args.split_protocol,
+            seed=seed,
+            dataset_revision=data_args.dataset_revision,
+            **columns,
+        )
+    return truncate_splits(splits, data_args.max_train_samples, data_args.max_eval_samples, seed)
+
+
+def truncate_splits(
+    splits: DatasetDict, max_train_samples: int | None, max_eval_samples: int | None, seed: int
+) -> DatasetDict:
+    """At most `max_train_samples` train clips and at most `max_eval_samples` of validation and of test, each a
+    seeded shuffle's first ones (as in transformers' audio-classification example), so that a label-sorted source
+    keeps its mix of labels."""
+    out = {}
+    for name, split in splits.items():
+        limit = max_train_samples if name == "train" else max_eval_samples
+        if limit is not None and limit < len(split):
+            split = split.shuffle(seed=seed).select(range(limit))
+            logger.info("%s split cut to %d clips", name, limit)
+        out[name] = split
+    return DatasetDict(out)
 
 
 def train_resuming(trainer: Trainer, overwrite_output_dir: bool) -> None:
