@@ -121,7 +121,7 @@ def _load_pretrained(name_or_path: str, config_dict: dict, **hub_kwargs) -> tupl
         except OSError:
             feature_extractor = mert_feature_extractor(model.config)
         return model, feature_extractor
-    if model_type == "clap":
+    if model_type in ("clap", "clap_audio_model"):  # a full CLAP checkpoint, or a saved audio tower
         model = ClapAudioModelWithProjection.from_pretrained(name_or_path, **hub_kwargs)
         return model, ClapFeatureExtractor.from_pretrained(name_or_path, **hub_kwargs)
     if model_type == "whisper":

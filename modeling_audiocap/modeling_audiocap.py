@@ -122,6 +122,9 @@ class AudioCapPreTrainedModel(PreTrainedModel):
 
     base_model_prefix = "audiocap"
     main_input_name = "input_values"
+    # Losses are means over the batch: the Trainer must not pass `num_items_in_batch`, which `**extra` would hand to
+    # the encoder (CLAP's rejects it).
+    accepts_loss_kwargs = False
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
