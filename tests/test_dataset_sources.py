@@ -251,3 +251,55 @@ def test_train_genre_on_a_hub_snapshot_folder(tmp_path, forms):
     results = json.loads((out / "results.json").read_text())
     assert results["split_sizes"] == {"train": 9, "validation": 3, "test": 6}
     assert results["label_names"] == list(GENRES)
+
+
+@pytest.mark.slow
+def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(tmp_path):
+    """configs/gtzan-wav2vec2-frozen-filtered.yaml against a local copy of what it names (marsyas/gtzan's parquet
+    conversion: `all/train/0000.parquet`, columns `file`, `audio`, ClassLabel `genre`), with the filtered split's own
+    clip names: unequal validation and test splits, clips missing from the copy."""
+    import io
+
+    from conftest import tiny_encoder_config
+    from torchaudio.datasets import gtzan
+
+    from modeling_audiocap import resolve_encoder
+
+    genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
+    picked = {"train": gtzan.filtered_train[::40], "validation": gtzan.filtered_valid[::40],
+              "test": gtzan.filtered_test[::25]}
+    rng = np.random.default_rng(0)
+    rows = {"file": [], "audio": [], "genre": []}
+    for names in picked.values():
+        for name in names:
+            genre = name.split(".")[0]
+            t = np.arange(int(0.6 * 22050)) / 22050
+            wave = 0.3 * np.sin(2 * np.pi * 110 * (1 + genres.index(genre)) * t) + 0.01 * rng.standard_normal(t.size)
+            buffer = io.BytesIO()
+            sf.write(buffer, wave.astype(np.float32), 22050, format="WAV")
+            rows["file"].append(f"genres/{genre}/{name}.wav")
+            rows["audio"].append({"bytes": buffer.getvalue(), "path": f"{name}.wav"})
+            rows["genre"].append(genres.index(genre))
+    features = datasets.Features({"file": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=22050),
+                                  "genre": datasets.ClassLabel(names=genres)})
+    snapshot = tmp_path / "gtzan"
+    (snapshot / "all" / "train").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(snapshot / "all" / "train" / "0000.parquet"))
+
+    encoder_dir = tmp_path / "encoder"
+    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
+    resolved.model.save_pretrained(encoder_dir)
+    resolved.feature_extractor.save_pretrained(encoder_dir)
+    out = tmp_path / "run"
+    args = [
+        sys.executable, str(ROOT / "train_genre.py"), "--config", str(ROOT / "configs" / "gtzan-wav2vec2-frozen-filtered.yaml"),
+        "--dataset_name", str(snapshot), "--encoder_name_or_path", str(encoder_dir), "--max_length_seconds", "0.5",
+        "--head_hidden_size", "8", "--num_train_epochs", "1", "--embedding_cache_dir", str(tmp_path / "cache"),
+        "--decoded_cache_dir", str(tmp_path / "decoded"), "--output_dir", str(out),
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["split_sizes"] == {split: len(names) for split, names in picked.items()}
+    assert results["split_protocol"] == "filtered" and results["label_names"] == genres
+    assert sum(map(sum, results["test"]["confusion_matrix"])) == len(picked["test"])
