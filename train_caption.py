@@ -228,6 +228,7 @@ def main() -> None:
     if not trainer.is_world_process_zero():
         return
     register_music_captioning(model)
+    model.generation_config.max_length = None  # max_new_tokens rules: T5's default max_length (20) would conflict
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     save_pipeline_code(output_dir)

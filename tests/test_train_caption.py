@@ -51,3 +51,4 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mod
     check = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert check.returncode == 0, check.stderr[-3000:]
     assert "CAPTION [{'generated_text':" in check.stdout
+    assert "seem to have been set" not in check.stderr  # the saved generation settings do not conflict
