@@ -40,7 +40,7 @@ from modeling_audiocap.training.text import small_t5_config, train_caption_token
 logger = logging.getLogger("audiocap.train_caption")
 SCRATCH = "scratch"
 # Attribute columns of the built-in set that the generated captions are checked against.
-BUILTIN_ATTRIBUTES = ("genre", "tempo_class", "mode", "instrument", "drums")
+BUILTIN_ATTRIBUTES = ("genre", "tempo_class", "mode", "instrument", "drums", "tempo_bpm")
 
 
 @dataclass

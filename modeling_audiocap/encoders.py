@@ -105,8 +105,24 @@ def scratch_feature_extractor(config: PretrainedConfig) -> Wav2Vec2FeatureExtrac
     return Wav2Vec2FeatureExtractor(sampling_rate=config.sampling_rate, do_normalize=False, return_attention_mask=True)
 
 
+AUDIOCAP_MODEL_TYPES = ("audiocap_genre", "audiocap_caption")
+
+
+def _load_audiocap_encoder(name_or_path: str, model_type: str, **hub_kwargs):
+    """The encoder of a saved audiocap model (a genre model fine-tuned on a user's data, say) with the feature
+    extractor of its processor: the encoder keeps what that model learned."""
+    from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
+    from .processing_audiocap import AudioCapProcessor
+
+    cls = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
+    model = cls.from_pretrained(name_or_path, **hub_kwargs)
+    return model.encoder, AudioCapProcessor.from_pretrained(name_or_path, **hub_kwargs).feature_extractor
+
+
 def _load_pretrained(name_or_path: str, config_dict: dict, **hub_kwargs) -> tuple[PreTrainedModel, FeatureExtractionMixin]:
     model_type = config_dict.get("model_type")
+    if model_type in AUDIOCAP_MODEL_TYPES:
+        return _load_audiocap_encoder(name_or_path, model_type, **hub_kwargs)
     if model_type in SCRATCH_MODEL_CLASSES:
         model = SCRATCH_MODEL_CLASSES[model_type].from_pretrained(name_or_path, **hub_kwargs)
         try:

@@ -203,3 +203,18 @@ def test_caption_attributes_parsing(attributes):
     assert scores["mode_accuracy"] == 0.0 and scores["drums_accuracy"] == 0.0
     with pytest.raises(ValueError, match="missing"):
         attributes.compute(predictions=["x"], references=[{"genre": "jazz"}])
+
+
+def test_caption_attributes_tempo_error_in_bpm(attributes, clips):
+    """Captions stating a tempo are scored by their error in bpm against the clip's `tempo_bpm`."""
+    own = attributes.compute(predictions=[c["caption"] for c in clips], references=clips)
+    stated = [c for c in clips if "bpm" in c["caption"]]
+    assert own["tempo_bpm_stated"] == pytest.approx(len(stated) / len(clips))
+    assert own["tempo_bpm_error"] < 1.0  # the set writes the rounded tempo
+    base = {"genre": "jazz", "tempo_class": "slow", "mode": "minor", "instrument": "e_piano", "drums": "backbeat"}
+    scores = attributes.compute(
+        predictions=["slow jazz at 80 bpm", "slow jazz at 12 bpm", "slow jazz"],
+        references=[{**base, "tempo_bpm": 84.0}, {**base, "tempo_bpm": 90.0}, {**base, "tempo_bpm": 70.0}],
+    )
+    assert scores["tempo_bpm_error"] == pytest.approx((4 + 78) / 2) and scores["tempo_bpm_stated"] == pytest.approx(2 / 3)
+    assert "tempo_bpm_error" not in attributes.compute(predictions=["slow jazz"], references=[base])

@@ -9,10 +9,14 @@ SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: T5's pad (= decoder 
 
 
 def train_caption_tokenizer(captions: Iterable[str], vocab_size: int = 1000) -> PreTrainedTokenizerFast:
-    """A lower-casing byte-level BPE tokenizer trained on `captions`, appending `</s>` like T5's."""
+    """A lower-casing byte-level BPE tokenizer trained on `captions` (digits kept apart), appending `</s>` like T5's."""
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    # digits one by one: a tempo such as "101 bpm" is spelled digit by digit, never merged into whatever numbers the
+    # training captions happened to hold (BPE had the model write "12 bpm")
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()

@@ -18,21 +18,28 @@ backbeat drum pattern and not the genre rock. An attribute is right when the cap
 other value of that attribute; naming none, or the right value and a wrong one, is wrong.
 
 `chance_<attribute>` is the accuracy of always naming the value most common among the references (the majority-class
-share), the score of a captioner that writes one caption for every clip, at best."""
+share), the score of a captioner that writes one caption for every clip, at best.
+
+With `tempo_bpm` in the references, a caption that states a tempo ("... at 118 bpm") is also scored by its error in
+bpm: `tempo_bpm_error` is the mean absolute error over the captions that state one (None when none does), and
+`tempo_bpm_stated` the share of captions that state one."""
 
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list[str]`): generated captions.
     references (`list[dict]`): each clip's attributes, the set's metadata columns `genre`, `tempo_class`, `mode`,
-        `instrument` and `drums` (other keys, e.g. `caption` or `tempo_bpm`, are ignored).
+        `instrument` and `drums`, and optionally `tempo_bpm` (other keys, e.g. `caption`, are ignored).
 Returns:
     genre_accuracy, tempo_accuracy, mode_accuracy, instrument_accuracy, drums_accuracy, mean_attribute_accuracy,
     chance_genre, chance_tempo, chance_mode, chance_instrument, chance_drums, chance_mean_attribute_accuracy
-    (floats in [0, 1]).
+    (floats in [0, 1]); with `tempo_bpm` references also tempo_bpm_error (bpm, or None) and tempo_bpm_stated.
 """
 
 # Metadata column -> the short name used in the result keys.
 SHORT_NAMES = {"genre": "genre", "tempo_class": "tempo", "mode": "mode", "instrument": "instrument", "drums": "drums"}
+
+
+STATED_BPM = re.compile(r"(\d+(?:\.\d+)?)\s*bpm", flags=re.IGNORECASE)
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -72,7 +79,8 @@ class CaptionAttributes(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({
                 "predictions": datasets.Value("string"),
-                "references": {attr: datasets.Value("string") for attr in CAPTION_ATTRIBUTES},
+                "references": {**{attr: datasets.Value("string") for attr in CAPTION_ATTRIBUTES},
+                               "tempo_bpm": datasets.Value("float64")},
             }),
         )
 
@@ -83,7 +91,10 @@ class CaptionAttributes(evaluate.Metric):
             missing = [attr for attr in CAPTION_ATTRIBUTES if references and attr not in references[0]]
             if missing:
                 raise ValueError(f"caption_attributes references need the keys {CAPTION_ATTRIBUTES}; missing {missing}")
-            references = [{attr: str(ref[attr]) for attr in CAPTION_ATTRIBUTES} for ref in references]
+            references = [
+                {**{attr: str(ref[attr]) for attr in CAPTION_ATTRIBUTES}, "tempo_bpm": ref.get("tempo_bpm")}
+                for ref in references
+            ]
         return super().compute(predictions=predictions, references=references, **kwargs)
 
     def _compute(self, predictions, references):
@@ -100,4 +111,14 @@ class CaptionAttributes(evaluate.Metric):
             chances[f"chance_{name}"] = Counter(truth).most_common(1)[0][1] / len(truth)
         scores["mean_attribute_accuracy"] = sum(scores.values()) / len(CAPTION_ATTRIBUTES)
         chances["chance_mean_attribute_accuracy"] = sum(chances.values()) / len(CAPTION_ATTRIBUTES)
-        return {**scores, **chances}
+        return {**scores, **chances, **_tempo_errors(predictions, references)}
+
+
+def _tempo_errors(predictions: list[str], references: list[dict]) -> dict:
+    """Error in bpm of the captions that state a tempo, against the references' `tempo_bpm` (where given)."""
+    pairs = [(STATED_BPM.search(p), ref.get("tempo_bpm")) for p, ref in zip(predictions, references)]
+    pairs = [(match, bpm) for match, bpm in pairs if bpm is not None]
+    if not pairs:
+        return {}
+    errors = [abs(float(match.group(1)) - bpm) for match, bpm in pairs if match]
+    return {"tempo_bpm_error": sum(errors) / len(errors) if errors else None, "tempo_bpm_stated": len(errors) / len(pairs)}
