@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -19,6 +20,23 @@ def held_out_clips(data_dir: Path, count: int) -> list[dict]:
         by_genre.setdefault(row["genre"], []).append(row)
     picked = [group[i] for i in range(max(map(len, by_genre.values()))) for group in by_genre.values() if i < len(group)]
     return [{**r, "path": data_dir / r["file_name"]} for r in picked[:count]]
+
+
+def caption_report(genre_dir: Path, caption_dir: Path) -> list[str]:
+    """The captioner's attribute accuracy on the test clips beside chance and the classifier's genre accuracy."""
+    genre_test = json.loads((genre_dir / "results.json").read_text())["test"]
+    test = json.loads((caption_dir / "results.json").read_text())["test"]
+    lines = ["", "Caption quality on the test clips (full results: %s/results.json):" % caption_dir,
+             f"  {'attribute':<11} {'captions':>8} {'chance':>7}"]
+    for name in ("genre", "tempo", "mode", "instrument", "drums"):
+        if f"{name}_accuracy" in test:
+            lines.append(f"  {name:<11} {test[f'{name}_accuracy']:>8.2f} {test[f'chance_{name}']:>7.2f}")
+    lines.append(f"  genre accuracy of the classifier on the same clips: {genre_test['accuracy']:.2f}")
+    if test.get("tempo_bpm_error") is not None:
+        lines.append(f"  tempo error {test['tempo_bpm_error']:.1f} bpm in the {test['tempo_bpm_stated']:.0%} of captions "
+                     "that state one")
+    lines.append(f"  distinct captions: {test['distinct_captions']:.2f}")
+    return lines
 
 
 def main() -> None:
@@ -48,6 +66,8 @@ def main() -> None:
         for clip in clips:
             logger.info("%s\n  generated: %s\n  reference: %s", clip["path"].name,
                         captioner(str(clip["path"]))[0]["generated_text"], clip["caption"])
+        if Path(args.caption_model_dir, "results.json").is_file():
+            logger.info("\n".join(caption_report(Path(args.model_dir), Path(args.caption_model_dir))))
 
 
 if __name__ == "__main__":
