@@ -91,6 +91,7 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
     model = AudioEncoderT5ForCaptioning(config)
     model.encoder = resolved.model
     model.t5 = t5
+    model.generation_config.max_length = None  # max_new_tokens rules: T5's default max_length (20) would conflict
     model.generation_config.update(
         max_new_tokens=cap_args.max_new_tokens,
         num_beams=cap_args.num_beams,
@@ -130,7 +131,7 @@ class CaptionCollator:
 
 
 class CaptionTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer whose collator crops randomly only while training."""
+    """Seq2SeqTrainer whose collator crops randomly only while training, and that keeps the generation settings."""
 
     def get_train_dataloader(self):
         self.data_collator.training = True
@@ -143,6 +144,16 @@ class CaptionTrainer(Seq2SeqTrainer):
     def get_test_dataloader(self, test_dataset):
         self.data_collator.training = False
         return super().get_test_dataloader(test_dataset)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        """As Seq2SeqTrainer's, but the model's generation settings are left as configured: after generating, the
+        parent fills the config's unset fields with defaults (`max_length` 20), which then conflict with
+        `max_new_tokens` in every later caption, and in the saved model."""
+        max_length = self.model.generation_config.max_length
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        finally:
+            self.model.generation_config.max_length = max_length
 
 
 def decode_captions(tokenizer, ids: np.ndarray) -> list[str]:
@@ -228,7 +239,6 @@ def main() -> None:
     if not trainer.is_world_process_zero():
         return
     register_music_captioning(model)
-    model.generation_config.max_length = None  # max_new_tokens rules: T5's default max_length (20) would conflict
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     save_pipeline_code(output_dir)
