@@ -75,6 +75,18 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: whole training or multi-process runs (`make test-latest` skips them)")
 
 
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory):
+    """A tiny wav2vec2 encoder checkpoint (model + feature extractor) in a folder, as the scripts take one."""
+    from modeling_audiocap import resolve_encoder
+
+    path = tmp_path_factory.mktemp("encoder")
+    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
+    resolved.model.save_pretrained(path)
+    resolved.feature_extractor.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

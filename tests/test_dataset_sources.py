@@ -228,15 +228,7 @@ def test_max_samples_cut_the_splits_after_splitting(forms):
 
 
 @pytest.mark.slow
-def test_train_genre_on_a_hub_snapshot_folder(tmp_path, forms):
-    from conftest import tiny_encoder_config
-
-    from modeling_audiocap import resolve_encoder
-
-    encoder_dir = tmp_path / "encoder"
-    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    resolved.model.save_pretrained(encoder_dir)
-    resolved.feature_extractor.save_pretrained(encoder_dir)
+def test_train_genre_on_a_hub_snapshot_folder(tmp_path, forms, encoder_dir):
     out = tmp_path / "run"
     args = [
         sys.executable, str(ROOT / "train_genre.py"), "--encoder_name_or_path", str(encoder_dir),
@@ -254,16 +246,13 @@ def test_train_genre_on_a_hub_snapshot_folder(tmp_path, forms):
 
 
 @pytest.mark.slow
-def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(tmp_path):
+def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(tmp_path, encoder_dir):
     """configs/gtzan-wav2vec2-frozen-filtered.yaml against a local copy of what it names (marsyas/gtzan's parquet
     conversion: `all/train/0000.parquet`, columns `file`, `audio`, ClassLabel `genre`), with the filtered split's own
     clip names: unequal validation and test splits, clips missing from the copy."""
     import io
 
-    from conftest import tiny_encoder_config
     from torchaudio.datasets import gtzan
-
-    from modeling_audiocap import resolve_encoder
 
     genres = ["blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock"]
     picked = {"train": gtzan.filtered_train[::40], "validation": gtzan.filtered_valid[::40],
@@ -286,10 +275,6 @@ def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(t
     (snapshot / "all" / "train").mkdir(parents=True)
     datasets.Dataset.from_dict(rows, features=features).to_parquet(str(snapshot / "all" / "train" / "0000.parquet"))
 
-    encoder_dir = tmp_path / "encoder"
-    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    resolved.model.save_pretrained(encoder_dir)
-    resolved.feature_extractor.save_pretrained(encoder_dir)
     out = tmp_path / "run"
     args = [
         sys.executable, str(ROOT / "train_genre.py"), "--config", str(ROOT / "configs" / "gtzan-wav2vec2-frozen-filtered.yaml"),

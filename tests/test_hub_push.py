@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_encoder_config
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 from transformers import TrainingArguments
 
-from modeling_audiocap import resolve_encoder
 from modeling_audiocap.hub import HubSettings, push_folder, take_hub_settings
 from modeling_audiocap.push_cli import main as push_main
 
@@ -121,15 +119,6 @@ def test_audiocap_push_refuses_a_folder_that_is_not_a_run(tmp_path, hub_calls, c
     with pytest.raises(SystemExit) as exit_info:
         push_main([str(tmp_path), "--hub_model_id", "someone/audiocap-genre"])
     assert exit_info.value.code == 2 and "config.json" in capsys.readouterr().err and not hub_calls
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("encoder")
-    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    resolved.model.save_pretrained(path)
-    resolved.feature_extractor.save_pretrained(path)
-    return path
 
 
 @pytest.mark.slow

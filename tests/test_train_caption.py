@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_train_genre import encoder_dir  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.slow  # whole training runs in subprocesses
 
@@ -15,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("mode,connector", [("unfrozen", "t5_encoder"), ("lora", "cross_attention")])
-def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mode, connector):  # noqa: F811
+def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mode, connector):
     out = tmp_path / "run"
     args = [
         sys.executable, str(ROOT / "train_caption.py"),

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from safetensors.numpy import load_file
-from test_train_genre import encoder_dir  # noqa: F401  (shared fixture)
 
 pytestmark = pytest.mark.slow  # whole training runs in subprocesses
 
@@ -62,7 +61,7 @@ def train_genre(cwd: Path, encoder: Path, data: Path, out: Path, mode: str, *ext
 
 
 @pytest.mark.parametrize("mode", ["frozen", "unfrozen"])
-def test_unequal_splits_a_one_clip_last_batch_and_broken_files(tmp_path, encoder_dir, mode):  # noqa: F811
+def test_unequal_splits_a_one_clip_last_batch_and_broken_files(tmp_path, encoder_dir, mode):
     """13 training clips at batch size 4 (a last batch of one), 3 validation and 7 test clips, each of which also
     loses a broken file: the run finishes, scores every clip once, and lists the skipped files."""
     data = write_folder(tmp_path / "data", {"train": 13, "validation": 3, "test": 7}, {"validation": 1, "test": 2})
@@ -82,7 +81,7 @@ def test_unequal_splits_a_one_clip_last_batch_and_broken_files(tmp_path, encoder
     assert all(item["error"] for item in results["skipped_files"])
 
 
-def test_a_split_left_without_clips_is_an_error_naming_it(tmp_path, encoder_dir):  # noqa: F811
+def test_a_split_left_without_clips_is_an_error_naming_it(tmp_path, encoder_dir):
     data = write_folder(tmp_path / "data", {"train": 6, "validation": 0, "test": 3}, {"validation": 2})
     proc = train_genre(tmp_path, encoder_dir, data, tmp_path / "run", "frozen", check=False)
     assert proc.returncode != 0
@@ -91,7 +90,7 @@ def test_a_split_left_without_clips_is_an_error_naming_it(tmp_path, encoder_dir)
 
 
 @pytest.mark.parametrize("mode", ["frozen", "unfrozen", "lora"])
-def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_where_an_uninterrupted_one_ends(tmp_path, encoder_dir, mode):  # noqa: F811
+def test_a_run_resumed_from_a_mid_epoch_checkpoint_ends_where_an_uninterrupted_one_ends(tmp_path, encoder_dir, mode):
     """What a run killed after checkpoint-3 (mid-epoch: 13 clips at batch 4 are 4 steps an epoch) and started again
     has on disk is that checkpoint: training from it ends with the uninterrupted run's weights and metrics."""
     data = write_folder(tmp_path / "data", {"train": 13, "validation": 3, "test": 4})
@@ -115,7 +114,7 @@ def skipped_names(results: dict) -> list[tuple[str, str]]:
     return sorted((item["split"], Path(item["file"]).name) for item in results["skipped_files"])
 
 
-def test_caption_training_on_unequal_splits_with_broken_files(tmp_path, encoder_dir):  # noqa: F811
+def test_caption_training_on_unequal_splits_with_broken_files(tmp_path, encoder_dir):
     """9 training clips at batch size 4, 3 validation and 7 test clips, broken files in two splits."""
     data = write_folder(tmp_path / "data", {"train": 9, "validation": 3, "test": 7}, {"validation": 1, "test": 1})
     out = tmp_path / "run"

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_encoder_config
-
-from modeling_audiocap import resolve_encoder
 
 pytestmark = pytest.mark.slow  # whole training runs in subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("encoder")
-    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    resolved.model.save_pretrained(path)
-    resolved.feature_extractor.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
