@@ -13,8 +13,10 @@ then the projection MLP) and minimises NT-Xent. The loop runs under accelerate's
   (`resolve_encoder("<output_dir>/encoder")`, `train_genre.py --encoder_name_or_path <output_dir>/encoder`);
 - `results.json`: the resolved configuration, package versions, the loss curve, and `linear_probe` with
   `pretrained_accuracy` and `random_init_accuracy` (test accuracy per clip of a logistic-regression probe on frozen
-  clip embeddings; `C` chosen on validation), the random-init encoder being the weights pre-training started from
-  (or, for an encoder loaded from a checkpoint, a fresh random initialisation of its config);
+  clip embeddings; `C` chosen on validation) and the same probes' test `*_map` (macro average precision) and
+  `*_roc_auc` (macro one-vs-rest ROC-AUC) from their class probabilities, the random-init encoder being the weights
+  pre-training started from (or, for an encoder loaded from a checkpoint, a fresh random initialisation of its
+  config);
 - `loss_curve.png`.
 """
 
@@ -219,7 +221,8 @@ def probe_encoders(encoders: dict, decoded: dict, rate: int, args: ContrastiveAr
     for name, per_split in embeddings.items():
         probes[name] = linear_probe(*((per_split[s], labels[s]) for s in ("train", "validation", "test")))
         logger.info(
-            "Linear probe %s: test accuracy %.4f (C=%s)", name, probes[name]["accuracy"], probes[name]["best_c"]
+            "Linear probe %s: test accuracy %.4f, mAP %s, ROC-AUC %s (C=%s)", name, probes[name]["accuracy"],
+            probes[name]["map"], probes[name]["roc_auc"], probes[name]["best_c"],
         )
     return probes, embeddings, {"window_seconds": window / rate, "hop_seconds": (hop or window) / rate}
 
@@ -382,6 +385,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             "encoder": args.fuse_with_encoder,
             "accuracy": other_probes["other"]["accuracy"],
             "fused_accuracy": fused_probes["fused"]["accuracy"],
+            **{key: other_probes["other"][key] for key in ("map", "roc_auc")},
+            **{f"fused_{key}": fused_probes["fused"][key] for key in ("map", "roc_auc")},
             "details": other_probes["other"],
             "fused_details": fused_probes["fused"],
         }
@@ -402,7 +407,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             "pretrained_accuracy": probes["pretrained"]["accuracy"],
             "random_init_accuracy": probes["random_init"]["accuracy"],
             "margin": probes["pretrained"]["accuracy"] - probes["random_init"]["accuracy"],
-            "metric": "test accuracy per clip",
+            **{f"{name}_{key}": probes[name][key] for name in probes for key in ("map", "roc_auc")},
+            "metric": "per test clip: accuracy, map (macro average precision), roc_auc (macro one-vs-rest ROC-AUC)",
             "layers": args.probe_layers,
             **windows,
             "c_grid": list(PROBE_C_GRID),
@@ -435,8 +441,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     }
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     logger.info(
-        "Linear probe (test accuracy per clip): pre-trained %.4f, random init %.4f; results in %s",
-        results["linear_probe"]["pretrained_accuracy"], results["linear_probe"]["random_init_accuracy"], output_dir,
+        "Linear probe (test accuracy / mAP per clip): pre-trained %.4f / %s, random init %.4f / %s; results in %s",
+        results["linear_probe"]["pretrained_accuracy"], results["linear_probe"]["pretrained_map"],
+        results["linear_probe"]["random_init_accuracy"], results["linear_probe"]["random_init_map"], output_dir,
     )
     return results
 

@@ -37,6 +37,7 @@ from modeling_audiocap.training.contrastive import (
     linear_probe,
     nt_xent_loss,
 )
+from modeling_audiocap.training.probe import class_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -230,6 +231,20 @@ def test_linear_probe_separates_separable_classes():
 
     result = linear_probe(split(60), split(30), split(30))
     assert result["accuracy"] > 0.9 and result["best_c"] in [float(c) for c in result["validation_accuracy_by_c"]]
+    assert result["map"] > 0.9 and result["roc_auc"] > 0.95
+
+
+def test_a_class_missing_from_the_probe_training_set_scores_zero():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    x_train, y_train = rng.normal(size=(40, 4)), np.arange(40) % 3 * 2  # classes 0, 2, 4; 1 and 3 only in test
+    x_test, y_test = rng.normal(size=(10, 4)), np.arange(10) % 5
+    scores = class_scores(LogisticRegression().fit(x_train, y_train), x_test, 5)
+    assert scores.shape == (10, 5) and not scores[:, [1, 3]].any()
+    np.testing.assert_allclose(scores.sum(1), 1.0)
+    result = linear_probe((x_train, y_train), (x_test, y_test), (x_test, y_test))
+    assert 0.0 < result["map"] < 1.0 and 0.0 < result["roc_auc"] < 1.0
 
 
 def load_script():
@@ -269,7 +284,8 @@ def test_train_contrastive_tiny_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
     probe = results["linear_probe"]
-    for key in ("pretrained_accuracy", "random_init_accuracy"):
+    for key in ("pretrained_accuracy", "random_init_accuracy", "pretrained_map", "random_init_map",
+                "pretrained_roc_auc", "random_init_roc_auc"):
         assert 0.0 <= probe[key] <= 1.0
     assert results["steps"] == 4 and len(results["loss_curve"]["step_loss"]) == 4
     assert results["split_sizes"] == {"train": 12, "validation": 6, "test": 6}
@@ -289,5 +305,5 @@ def test_train_contrastive_tiny_run(tmp_path):
         decoded = decode_dataset(ds, RATE)[0]
         data[split] = (clip_embeddings(loaded.model, decoded["waveform"], RATE), np.asarray(decoded["label"]))
     again = linear_probe(data["train"], data["validation"], data["test"])
-    assert again["accuracy"] == probe["pretrained_accuracy"]
+    assert again["accuracy"] == probe["pretrained_accuracy"] and again["map"] == probe["pretrained_map"]
     assert again["validation_accuracy_by_c"] == probe["pretrained"]["validation_accuracy_by_c"]

@@ -26,9 +26,11 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..audio import cut_windows
 from ..encoders import default_feature_extractor
+from ..metrics.ranking import ranking_metrics
 from ..modeling_audiocap import mean_pool
 from ..modeling_encoders import build_encoder, encode_layers, is_waveform_encoder
 from ..processing_audiocap import average_windows
+from .probe import class_scores
 
 logger = logging.getLogger(__name__)
 
@@ -209,10 +211,11 @@ def linear_probe(
 ) -> dict:
     """A logistic-regression probe on frozen clip embeddings: features standardised on train
     (`StandardScaler`), multinomial `LogisticRegression` (lbfgs) fitted on train for every `C` of `c_grid`; the `C`
-    with the best validation accuracy (the smallest such `C` on ties) is kept and its test accuracy reported.
+    with the best validation accuracy (the smallest such `C` on ties) is kept and its test scores reported.
 
-    Each argument is `(embeddings (clips, D), labels (clips,))`. Returns `accuracy` (test, per clip), `best_c`,
-    `validation_accuracy`, `train_accuracy` and `validation_accuracy_by_c`.
+    Each argument is `(embeddings (clips, D), labels (clips,))`. Returns, on the test clips, `accuracy`, `map` and
+    `roc_auc` (macro, one class against the rest, from `predict_proba`: `modeling_audiocap.metrics.ranking`; None
+    where undefined), and `best_c`, `validation_accuracy`, `train_accuracy` and `validation_accuracy_by_c`.
     """
     import warnings
 
@@ -233,8 +236,12 @@ def linear_probe(
         if best is None or accuracy > best[0]:
             best = (accuracy, c, probe)
     val_accuracy, best_c, probe = best
+    num_classes = int(max(y.max() for y in (y_train, y_val, y_test))) + 1
+    ranking = ranking_metrics(y_test, class_scores(probe, x_test, num_classes))
     return {
         "accuracy": float((probe.predict(x_test) == y_test).mean()),
+        "map": ranking["map"],
+        "roc_auc": ranking["roc_auc"],
         "best_c": best_c,
         "validation_accuracy": val_accuracy,
         "train_accuracy": float((probe.predict(x_train) == y_train).mean()),
