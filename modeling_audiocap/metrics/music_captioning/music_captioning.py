@@ -33,13 +33,17 @@ read the raw strings with the text model's own tokenizer.
   clip always scores 0.
 * bert_similarity: cosine similarity of the sentence embeddings of a prediction and its reference (mean-pooled
   last hidden states, L2-normalised: the sentence-transformers recipe of all-MiniLM-L6-v2), averaged.
-* bertscore_precision / bertscore_recall / bertscore_f1: BERTScore (Zhang et al. 2020): each token's contextual
-  embedding (last layer, `bertscore_layer`; [CLS]/[SEP] excluded) greedily matched to its most similar token of the
-  other sentence by cosine; precision over prediction tokens, recall over reference tokens, F1 of the two, averaged
-  over predictions. No idf weighting and NO baseline rescaling (the published BERTScore numbers of other papers
-  are often rescaled against a baseline and use roberta-large): different captions of the same kind of music still
-  score about 0.5-0.6 with MiniLM, so compare values only between runs with the same text model.
-* With several references per prediction, the embedding metrics and rouge_l take the best-matching reference.
+* bertscore_precision / bertscore_recall / bertscore_f1: BERTScore (Zhang et al. 2020) as the `bert_score` package
+  computes it: each token's contextual embedding (last layer, `bertscore_layer`) greedily matched to its most
+  similar token of the other sentence by cosine; precision is the mean over prediction tokens, recall over
+  reference tokens, F1 of the two, averaged over predictions. [CLS] and [SEP] are left out of those means but, as in
+  `bert_score`, stay candidates for the match (a word may match the other sentence's [SEP] best). No idf weighting
+  and NO baseline rescaling (the published BERTScore numbers of other papers are often rescaled against a baseline
+  and use roberta-large): different captions of the same kind of music still score about 0.5-0.6 with MiniLM, so
+  compare values only between runs with the same text model.
+* With several references per prediction, bert_similarity takes the most similar reference; BERTScore takes the
+  best precision, the best recall and the best F1 over the references, each on its own (as `bert_score`); rouge_l
+  the best LCS precision and recall (above).
 * distinct_captions: share of distinct predictions (after tokenisation); distinct_1 / distinct_2: distinct uni- /
   bigrams over all n-grams of all predictions; most_common_caption_share: share of predictions equal to the most
   frequent one (1.0 when a model writes the same caption for every clip).
@@ -319,26 +323,25 @@ class MusicCaptioning(evaluate.Metric):
         else:
             bs_encoder = self._encoder(bs_name, device)
             tokens_encoded = bs_encoder.encode(texts, batch_size, max_length, layer)
-        special = set(bs_encoder.tokenizer.all_special_ids)
-        token_vecs = []
-        for ids, hidden in tokens_encoded:
-            keep = torch.tensor([int(i) not in special for i in ids], dtype=torch.bool)
-            token_vecs.append(torch.nn.functional.normalize(hidden[keep], dim=-1))
+        boundary = {bs_encoder.tokenizer.cls_token_id, bs_encoder.tokenizer.sep_token_id}
+        tokens = [  # (every token's unit vector, which tokens are averaged)
+            (torch.nn.functional.normalize(hidden, dim=-1), torch.tensor([int(i) not in boundary for i in ids]))
+            for ids, hidden in tokens_encoded
+        ]
         prf = np.zeros((len(flat_refs), 3))
         for j, i in enumerate(owner):
-            cand, ref = token_vecs[i], token_vecs[n_pred + j]
-            if len(cand) == 0 or len(ref) == 0:
-                continue
-            sim = cand @ ref.T
-            p = float(sim.max(1).values.mean())
-            r = float(sim.max(0).values.mean())
+            (cand, cand_counted), (ref, ref_counted) = tokens[i], tokens[n_pred + j]
+            if not cand_counted.any() or not ref_counted.any():
+                continue  # an empty caption scores 0
+            sim = cand @ ref.T  # (candidate tokens, reference tokens), [CLS]/[SEP] included as matches
+            p = float(sim.max(1).values[cand_counted].mean())
+            r = float(sim.max(0).values[ref_counted].mean())
             prf[j] = (p, r, 2 * p * r / (p + r) if p + r > 0 else 0.0)
 
-        best_cos, best_prf = np.full(len(refs), -np.inf), np.zeros((len(refs), 3))
-        for j, i in enumerate(owner):  # best reference per prediction (BERTScore: by F1)
+        best_cos, best_prf = np.full(len(refs), -np.inf), np.full((len(refs), 3), -np.inf)
+        for j, i in enumerate(owner):  # best reference per prediction, for each score on its own
             best_cos[i] = max(best_cos[i], cosine[j])
-            if prf[j, 2] >= best_prf[i, 2]:
-                best_prf[i] = prf[j]
+            best_prf[i] = np.maximum(best_prf[i], prf[j])
         return {
             "bert_similarity": float(best_cos.mean()),
             "bertscore_precision": float(best_prf[:, 0].mean()),
