@@ -103,19 +103,21 @@ def _check_wav_header(head: bytes, total_size: int, name: str) -> None:
         )
 
 
+def open_decoder(source: Any, name: str):
+    """A torchcodec `AudioDecoder` on a path or encoded bytes; FFmpeg's refusal becomes an `AudioDecodingError`."""
+    decoder_class = _audio_decoder_class()  # an ImportError here (no FFmpeg) is not the file's fault
+    try:
+        return decoder_class(source)
+    except Exception as error:  # torchcodec raises RuntimeError / ValueError with FFmpeg's reason
+        reason = _ffmpeg_reason(error)
+        if NO_AUDIO_STREAM in reason:  # FFmpeg opened it (a text file, an image, a silent video): no audio in it
+            raise AudioDecodingError(name, "not an audio file: it has no audio stream") from error
+        raise AudioDecodingError(name, f"unreadable or corrupt file ({reason})") from error
+
+
 def _decode(source: Any, name: str) -> tuple[torch.Tensor, int]:
     """Decode a path, bytes or an AudioDecoder with torchcodec: `(channels, samples)` float32 and the rate."""
-    if is_audio_decoder(source):
-        decoder = source
-    else:
-        decoder_class = _audio_decoder_class()  # an ImportError here (no FFmpeg) is not the file's fault
-        try:
-            decoder = decoder_class(source)
-        except Exception as error:  # torchcodec raises RuntimeError / ValueError with FFmpeg's reason
-            reason = _ffmpeg_reason(error)
-            if NO_AUDIO_STREAM in reason:  # FFmpeg opened it (a text file, an image, a silent video): no audio in it
-                raise AudioDecodingError(name, "not an audio file: it has no audio stream") from error
-            raise AudioDecodingError(name, f"unreadable or corrupt file ({reason})") from error
+    decoder = source if is_audio_decoder(source) else open_decoder(source, name)
     try:
         samples = decoder.get_all_samples()
     except Exception as error:
@@ -134,7 +136,9 @@ def _decode(source: Any, name: str) -> tuple[torch.Tensor, int]:
     return data, rate
 
 
-def _decode_path(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+def check_file(path: str | os.PathLike) -> bytes:
+    """The first 64 KiB of an audio file, after checking that it exists, is a non-empty file and, for WAV, that its
+    data is all there."""
     name = os.fspath(path)
     if not os.path.exists(name):
         raise AudioDecodingError(name, "file not found")
@@ -146,6 +150,19 @@ def _decode_path(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     with open(name, "rb") as f:
         head = f.read(65536)
     _check_wav_header(head, size, name)
+    return head
+
+
+def check_bytes(data: bytes, name: str) -> None:
+    """The checks of `check_file` for encoded bytes."""
+    if len(data) == 0:
+        raise AudioDecodingError(name, "empty file (0 bytes)")
+    _check_wav_header(data[:65536], len(data), name)
+
+
+def _decode_path(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+    name = os.fspath(path)
+    head = check_file(name)
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         decoded = _decode_wav(name)
         if decoded is not None:
@@ -170,9 +187,7 @@ def _decode_wav(name: str) -> tuple[torch.Tensor, int] | None:
 
 
 def _decode_bytes(data: bytes, name: str) -> tuple[torch.Tensor, int]:
-    if len(data) == 0:
-        raise AudioDecodingError(name, "empty file (0 bytes)")
-    _check_wav_header(data[:65536], len(data), name)
+    check_bytes(data, name)
     return _decode(bytes(data), name)
 
 

@@ -10,8 +10,9 @@ learned layer weighting of its encoder's layers (a plain encoder: the mean of it
 windows of `window_seconds`; waveform encoders and Whisper give one embedding per encoder frame. AST and CLAP (whose
 outputs are not a time sequence) give one embedding per window, so for them a window of `timestamp_window_seconds`
 is centred on every timestamp, `HOP_MS` (50 ms, the most the HEAR rules allow) apart, zero-padded beyond the sound.
-Scene embeddings are the mean of the timestamp embeddings. Each sound is checked as `load_audio` checks any audio:
-NaN / Inf samples or an empty sound raise `AudioDecodingError` naming the sound.
+Scene embeddings are the mean of the timestamp embeddings. Each sound goes through the model's `AudioCapProcessor`
+as in training (checked, and peak-normalised when the model was trained so): NaN / Inf samples or an empty sound
+raise `AudioDecodingError` naming the sound.
 """
 
 import json
@@ -20,7 +21,7 @@ import os
 import torch
 from torch import nn
 
-from .audio import load_audio, window_starts
+from .audio import window_starts
 from .encoders import resolve_encoder
 from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
 from .modeling_encoders import encode_layers, layer_width, num_layers
@@ -115,7 +116,7 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[tor
     all_embeddings, all_times = [], []
     for index, sound in enumerate(audio.float().cpu()):
         source = {"array": sound.numpy(), "sampling_rate": model.sample_rate, "path": f"sound {index} of the batch"}
-        wave = load_audio(source, model.sample_rate)
+        wave = model.processor.load(source)[0]  # checked (and peak-normalised, if the model was) as in training
         embeddings, times = _frame_timestamps(wave, model) if model.frame_level else _window_timestamps(wave, model)
         all_embeddings.append(embeddings)
         all_times.append(times)

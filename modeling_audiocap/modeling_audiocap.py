@@ -17,6 +17,7 @@ from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import resolve_encoder
 from .modeling_encoders import build_encoder, encode_layers, is_waveform_encoder, layer_width, num_layers
 from .pipelines import register_audio_classification
+from .processing_audiocap import average_windows
 
 
 class LayerWeighting(nn.Conv1d):
@@ -226,11 +227,11 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
             embeddings = self.weight_layers(layer_embeddings.unsqueeze(2)).squeeze(1)
         else:
             embeddings = self._embed(self._encoder_inputs(input_values, input_features), attention_mask, **extra)
-        if isinstance(embeddings, tuple):  # windowed: per-window embeddings with weights
-            window_embeddings, window_weights = embeddings
-            window_logits = self.head(window_embeddings.flatten(0, 1)).unflatten(0, window_embeddings.shape[:2])
-            logits = (window_logits * window_weights.unsqueeze(-1)).sum(1)
-            embeddings = (window_embeddings * window_weights.unsqueeze(-1)).sum(1)
+        if isinstance(embeddings, tuple):  # windowed: per-window embeddings and the clip of each window
+            window_embeddings, window_clip_index = embeddings
+            num_clips = self._encoder_inputs(input_values, input_features).shape[0]
+            logits = average_windows(self.head(window_embeddings), window_clip_index, num_clips)
+            embeddings = average_windows(window_embeddings, window_clip_index, num_clips)
         else:
             logits = self.head(embeddings)
         loss = None
@@ -239,24 +240,22 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         return GenreClassifierOutput(loss=loss, logits=logits, embeddings=embeddings)
 
     def _embed(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None, **extra):
-        """Pooled embeddings `(B, D)`, or for long waveforms `((B, W, D), window weights (B, W))`."""
+        """Pooled embeddings `(B, D)`; for waveforms longer than `config.window_seconds`, `(window embeddings
+        (windows, D), window_clip_index (windows,))`: each clip's valid samples (its `attention_mask`) cut as the
+        processor cuts a clip (`window_starts`), to be averaged per clip (`average_windows`)."""
         window = None
         if self.config.window_seconds and is_waveform_encoder(self.config.encoder):
             window = int(round(self.config.window_seconds * self.config.sampling_rate))
         if window is None or inputs.shape[-1] <= window:
             return self.pool_layers(*self.layer_hidden_states(inputs, attention_mask, **extra))
-        starts = window_starts(inputs.shape[-1], window)
-        windows = torch.stack([inputs[:, s : s + window] for s in starts], dim=1)  # (B, W, window)
-        if attention_mask is None:
-            masks = None
-            weights = torch.ones(windows.shape[:2], dtype=inputs.dtype, device=inputs.device)
-        else:
-            masks = torch.stack([attention_mask[:, s : s + window] for s in starts], dim=1)
-            weights = masks.sum(-1).to(inputs.dtype)  # valid samples per window
-        weights = weights / weights.sum(1, keepdim=True).clamp(min=1.0)
-        flat_masks = None if masks is None else masks.flatten(0, 1)
-        pooled = self.pool_layers(*self.layer_hidden_states(windows.flatten(0, 1), flat_masks, **extra))
-        return pooled.unflatten(0, windows.shape[:2]), weights
+        lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else attention_mask.sum(-1).tolist()
+        cuts = [(clip, start) for clip, length in enumerate(lengths) for start in window_starts(int(length), window)]
+        windows = torch.stack([inputs[clip, start : start + window] for clip, start in cuts])  # (windows, window)
+        masks = None
+        if attention_mask is not None:
+            masks = torch.stack([attention_mask[clip, start : start + window] for clip, start in cuts])
+        window_clip_index = torch.tensor([clip for clip, _ in cuts], device=inputs.device)
+        return self.pool_layers(*self.layer_hidden_states(windows, masks, **extra)), window_clip_index
 
 
 class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):

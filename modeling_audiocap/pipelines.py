@@ -1,11 +1,12 @@
 """audiocap's pipelines: `audio-classification` for genre models and `music-captioning` for captioners.
 
-Both decode every input with `audio.load_audio` and featurise it with the model's `AudioCapProcessor`, the one path
-training uses, so that a saved model sees in serving exactly what it saw in training (transformers' own
-`AudioClassificationPipeline` decodes with an FFmpeg subprocess instead: another downmix, resampler and length).
+Both decode, window and featurise every input with the model's `AudioCapProcessor`, the one path training uses, so
+that a saved model sees in serving exactly what it saw in training (transformers' own `AudioClassificationPipeline`
+decodes with an FFmpeg subprocess instead: another downmix, resampler and length).
 
-- `AudioGenreClassificationPipeline`: every window of the clip (the windows of training's evaluation) goes through
-  the classifier; the clip's scores are the softmax of the mean of the windows' logits. A genre model records it in
+- `AudioGenreClassificationPipeline` (a `ChunkPipeline`): every window of the clip (the windows of training's
+  evaluation), read block by block from files so that an hour-long track takes no more memory than a clip, goes
+  through the classifier; the clip's scores are the softmax of the mean of the windows' logits. A genre model records it in
   its config (`custom_pipelines["audio-classification"]`, see `register_audio_classification`) and ships this file
   with its code, so `pipeline("audio-classification", model=dir, trust_remote_code=True)("song.wav")` works
   without audiocap installed. With audiocap imported, `pipeline("audio-classification", model=dir,
@@ -19,15 +20,17 @@ This file only uses flat relative imports so that it ships as remote code with a
 """
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
 from transformers import AutoModelForAudioClassification, AutoModelForSpeechSeq2Seq, Pipeline, PreTrainedModel
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.base import ChunkPipeline
 
-from .audio import cut_windows, load_audio
 from .processing_audiocap import AudioCapProcessor, average_windows
 
 logger = logging.getLogger(__name__)
@@ -37,15 +40,32 @@ GENRE_TASK = "audio-classification"
 SCORE_FUNCTIONS = ("softmax", "sigmoid", "none")
 
 
-class AudioGenreClassificationPipeline(Pipeline):
+def saved_processor(pipe: Pipeline) -> AudioCapProcessor:
+    """The `AudioCapProcessor` saved with the pipeline's model, or one around its feature extractor (and tokenizer)
+    for a model saved without it."""
+    processor = pipe.processor
+    if callable(getattr(processor, "featurize", None)):
+        return processor
+    if pipe.feature_extractor is None:
+        raise ValueError(
+            f"{pipe.model.name_or_path or type(pipe.model).__name__} has neither an AudioCapProcessor "
+            "(processor_config.json) nor a feature extractor (preprocessor_config.json) to featurise audio; "
+            "save the processor with the model or pass processor="
+        )
+    logger.info("No AudioCapProcessor saved with %s: using its feature extractor", pipe.model.name_or_path)
+    return AudioCapProcessor(feature_extractor=pipe.feature_extractor, tokenizer=pipe.tokenizer)
+
+
+class AudioGenreClassificationPipeline(ChunkPipeline):
     """Classify a music clip with an audiocap genre model, preprocessed exactly as in training.
 
     Input: a file path, encoded bytes, an `(array, rate)` pair, a `{"array", "sampling_rate"}` dict (or
     transformers' `{"raw", "sampling_rate"}`), a `datasets` Audio value or a torchcodec `AudioDecoder`; a raw 1-D
-    array needs `sampling_rate=` (its rate). It is decoded by `load_audio` (mean of the channels, torchaudio
-    resampling to the processor's rate), peak-normalised if the processor says so, cut into every window of the
-    processor's `window_seconds` (the model config's when the processor has none) as in evaluation, and each window
-    is featurised by the model's `AudioCapProcessor`. The windows go through the model `window_batch_size` at a time.
+    array needs `sampling_rate=` (its rate). The model's `AudioCapProcessor` decodes it (`load_audio`'s mean of the
+    channels and torchaudio resampling to the processor's rate), peak-normalises it if the processor says so, and
+    cuts it into every window of the processor's `window_seconds` (the model config's when the processor has none)
+    as in evaluation. Files are read block by block (`AudioCapProcessor.iter_windows`) and the windows go through
+    the model `window_batch_size` at a time, so a long track takes memory bounded by the window, not the track.
 
     Returns transformers' audio-classification format: `[{"label": str, "score": float}, ...]`, best first, `top_k`
     of them (all labels by default); scores are `function_to_apply` ("softmax" by default) of the mean logits.
@@ -67,16 +87,7 @@ class AudioGenreClassificationPipeline(Pipeline):
 
     def _audio_processor(self) -> AudioCapProcessor:
         """The model's saved processor, windowed by the config when it has no window of its own."""
-        processor = self.processor
-        if not callable(getattr(processor, "featurize", None)):  # not an AudioCapProcessor (or none was saved)
-            if self.feature_extractor is None:
-                raise ValueError(
-                    f"{self.model.name_or_path or type(self.model).__name__} has neither an AudioCapProcessor "
-                    "(processor_config.json) nor a feature extractor (preprocessor_config.json) to featurise audio; "
-                    "save the processor with the model or pass processor="
-                )
-            logger.info("No AudioCapProcessor saved with %s: using its feature extractor", self.model.name_or_path)
-            processor = AudioCapProcessor(feature_extractor=self.feature_extractor)
+        processor = saved_processor(self)
         if processor.window_seconds is None:
             processor = type(processor)(
                 feature_extractor=processor.feature_extractor,
@@ -107,25 +118,38 @@ class AudioGenreClassificationPipeline(Pipeline):
             )
         return super().__call__(inputs, *args, **kwargs)
 
-    def preprocess(self, inputs: Any, sampling_rate: int | None = None) -> dict[str, torch.Tensor]:
-        """One clip -> the features of its windows `(windows, ...)` and `window_clip_index` `(windows,)`."""
+    def preprocess(self, inputs: Any, sampling_rate: int | None = None) -> Iterator[dict[str, Any]]:
+        """One clip -> the features of its windows, `window_batch_size` windows `(windows, ...)` at a time; the last
+        block says `is_last`."""
         if isinstance(inputs, dict) and "raw" in inputs and "array" not in inputs:  # transformers' dict spelling
             inputs = {"array" if key == "raw" else key: value for key, value in inputs.items()}
-        return dict(self.audio_processor(inputs, sampling_rate=sampling_rate, return_tensors="pt"))
+        blocks = self._window_blocks(inputs, sampling_rate)
+        block = next(blocks)  # every clip has at least one window
+        for following in blocks:
+            yield {**self.audio_processor.featurize(block, return_tensors="pt"), "is_last": False}
+            block = following
+        yield {**self.audio_processor.featurize(block, return_tensors="pt"), "is_last": True}
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Logits of every window, `window_batch_size` windows at a time, averaged over the clip -> `(1, labels)`."""
+    def _window_blocks(self, inputs: Any, sampling_rate: int | None) -> Iterator[list[torch.Tensor]]:
+        block = []
+        for _, samples in self.audio_processor.iter_windows(inputs, sampling_rate):
+            block.append(samples)
+            if len(block) == self.window_batch_size:
+                yield block
+                block = []
+        if block:
+            yield block
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        """The logits `(windows, labels)` of one block of windows."""
         features = dict(model_inputs)
-        window_clip_index = features.pop("window_clip_index")
-        num_windows = int(window_clip_index.shape[0])
-        logits = torch.cat([
-            self.model(**{key: value[start : start + self.window_batch_size] for key, value in features.items()}).logits
-            for start in range(0, num_windows, self.window_batch_size)
-        ])  # (windows, labels)
-        return {"logits": average_windows(logits, window_clip_index, num_clips=1), "num_windows": num_windows}
+        is_last = features.pop("is_last")
+        return {"logits": self.model(**features).logits, "is_last": is_last}
 
-    def postprocess(self, model_outputs: dict, top_k: int | None = None, function_to_apply: str = "softmax"):
-        logits = model_outputs["logits"][0].float()
+    def postprocess(self, model_outputs: list[dict], top_k: int | None = None, function_to_apply: str = "softmax"):
+        """The blocks' window logits -> their mean over the clip -> scores."""
+        window_logits = torch.cat([output["logits"] for output in model_outputs]).float()
+        logits = average_windows(window_logits, torch.zeros(window_logits.shape[0], dtype=torch.long), num_clips=1)[0]
         if function_to_apply == "softmax":
             scores = logits.softmax(-1)
         elif function_to_apply == "sigmoid":
@@ -158,36 +182,41 @@ GENERATE_OPTIONS = ("max_new_tokens", "num_beams", "no_repeat_ngram_size", "repe
 
 
 class MusicCaptioningPipeline(Pipeline):
-    """Caption a music clip: the first `window_seconds` of the audio go through the captioner's `generate`.
+    """Caption a music clip: the first window of the audio (`window_seconds` of the model's config), decoded and
+    featurised by the captioner's `AudioCapProcessor` as in evaluation, goes through the captioner's `generate`.
+    Only the start of a file is decoded.
 
     Returns `[{"generated_text": caption}]`. Generation options (`max_new_tokens`, `num_beams`, ...) may be passed
     at call time.
     """
 
-    _load_processor = False
+    _load_processor = None  # the saved AudioCapProcessor (with its tokenizer) when there is one ...
     _load_image_processor = False
-    _load_feature_extractor = True
-    _load_tokenizer = True
+    _load_feature_extractor = None  # ... else the encoder's feature extractor and the tokenizer
+    _load_tokenizer = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        processor = saved_processor(self)
+        if self.tokenizer is None:
+            self.tokenizer = processor.tokenizer
+        self.audio_processor = type(processor)(
+            feature_extractor=processor.feature_extractor,
+            tokenizer=processor.tokenizer,
+            window_seconds=processor.window_seconds or getattr(self.model.config, "window_seconds", None),
+            normalize=processor.normalize,
+        )
 
     def _sanitize_parameters(self, **kwargs):
         forward = {k: kwargs[k] for k in GENERATE_OPTIONS if k in kwargs}
         preprocess = {k: kwargs[k] for k in ("sampling_rate",) if k in kwargs}
         return preprocess, forward, {}
 
-    def _processor(self) -> AudioCapProcessor:
-        return AudioCapProcessor(
-            feature_extractor=self.feature_extractor,
-            tokenizer=self.tokenizer,
-            window_seconds=getattr(self.model.config, "window_seconds", None),
-        )
-
     def preprocess(self, inputs, sampling_rate: int | None = None):
-        processor = self._processor()
-        source = (inputs, sampling_rate) if sampling_rate is not None else inputs
-        wave = load_audio(source, processor.sampling_rate)
-        if processor.window_samples is not None:
-            wave = cut_windows(wave, processor.window_samples)[0][: min(wave.shape[0], processor.window_samples)]
-        return dict(processor.featurize([wave], return_tensors="pt"))
+        windows = self.audio_processor.iter_windows(inputs, sampling_rate)
+        _, first = next(windows)
+        windows.close()  # the rest of the file is never decoded
+        return dict(self.audio_processor.featurize([first], return_tensors="pt"))
 
     def _forward(self, model_inputs, **generate_kwargs):
         return {"ids": self.model.generate(**model_inputs, **generate_kwargs)}

@@ -11,6 +11,9 @@ encoder family expects:
 - Whisper: log-mel features padded to 30 s, always with the mel-frame `attention_mask` (the model masks padding);
 - AST: fixed-length log-mel features; CLAP: log-mel features with `is_longer`.
 
+`iter_windows(source)` gives the same evaluation windows one at a time, reading files block by block
+(`audio_stream`), for tracks too long to hold: the embedding engine and the genre pipeline use it.
+
 Saved with `save_pretrained` next to a model, it makes the published model preprocess exactly as in training;
 `AudioCapProcessor.from_pretrained` also builds one around an encoder checkpoint that only has a
 `preprocessor_config.json`.
@@ -30,6 +33,7 @@ import json
 import logging
 import numbers
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,6 +50,7 @@ from transformers import (
 from transformers.utils import cached_file
 
 from .audio import is_audio_decoder, cut_windows, load_audio, peak_normalize
+from .audio_stream import iter_windows
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,17 @@ def _is_single_source(value: Any) -> bool:
 
 def _is_raw_array(value: Any) -> bool:
     return isinstance(value, (np.ndarray, torch.Tensor, list))
+
+
+def _one_clip(source: Any, sampling_rate: int | None) -> Any:
+    """One clip as `load_audio` reads it: a raw array becomes an `(array, sampling_rate)` pair."""
+    if not _is_single_source(source):
+        raise TypeError(f"Cannot read {type(source).__name__} as one clip of audio")
+    if _is_raw_array(source) and not isinstance(source, tuple):
+        if sampling_rate is None:
+            raise ValueError("Pass sampling_rate= with raw audio arrays (it is the arrays' rate)")
+        return source, sampling_rate
+    return source
 
 
 def average_windows(
@@ -224,17 +240,21 @@ class AudioCapProcessor(ProcessorMixin):
         sources = [audio] if _is_single_source(audio) else list(audio)
         waves = []
         for source in sources:
-            if not _is_single_source(source):
-                raise TypeError(f"Cannot read {type(source).__name__} as one clip of audio")
-            if _is_raw_array(source) and not isinstance(source, tuple):
-                if sampling_rate is None:
-                    raise ValueError("Pass sampling_rate= with raw audio arrays (it is the arrays' rate)")
-                source = (source, sampling_rate)
-            wave = load_audio(source, self.sampling_rate)
+            wave = load_audio(_one_clip(source, sampling_rate), self.sampling_rate)
             waves.append(peak_normalize(wave) if self.normalize else wave)
         if not waves:
             raise ValueError("No audio given")
         return waves
+
+    def iter_windows(self, audio: Any, sampling_rate: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+        """`(start_sample, samples)` of every evaluation window of one clip, exactly the windows `__call__` featurises
+        (`load` + `window_starts`), but read block by block from paths and encoded bytes (`audio_stream`), so that a
+        long track is held one window at a time. Without `window_seconds`, the whole clip is the one window."""
+        audio = _one_clip(audio, sampling_rate)
+        if self.window_samples is None:
+            yield 0, self.load(audio)[0]
+            return
+        yield from iter_windows(audio, self.sampling_rate, self.window_samples, self.hop_samples, self.normalize)
 
     def __call__(
         self,

@@ -86,6 +86,22 @@ def test_long_inputs_average_logits_over_windows():
     torch.testing.assert_close(logits, torch.stack(per_window).mean(0))
 
 
+def test_a_padded_batch_is_windowed_clip_by_clip_over_its_valid_samples():
+    """Each clip of a padded batch is cut as the processor cuts it alone (its own end-aligned last window), and the
+    windows of its padding are never scored."""
+    model, _ = genre_model("wav2vec2", window_seconds=0.5)
+    long, short = torch.from_numpy(tone(1.25, 16000)), torch.from_numpy(tone(0.7, 16000, 330.0))
+    batch = torch.stack([long, torch.nn.functional.pad(short, (0, long.shape[0] - short.shape[0]))])
+    mask = torch.stack([torch.ones(long.shape[0]), (torch.arange(long.shape[0]) < short.shape[0]).float()]).long()
+    with torch.no_grad():
+        logits = model(input_values=batch, attention_mask=mask).logits
+        alone = [
+            torch.stack([model(input_values=clip[None, s : s + 8000]).logits[0] for s in starts]).mean(0)
+            for clip, starts in ((long, [0, 8000, 12000]), (short, [0, 3200]))
+        ]
+    torch.testing.assert_close(logits, torch.stack(alone), atol=1e-5, rtol=1e-4)
+
+
 def test_cached_layer_embeddings_give_the_same_logits_as_the_encoder():
     model, resolved = genre_model("hubert")
     batch = batch_for(resolved)

@@ -21,7 +21,7 @@ from .runtime import (
     resolve_layers,
 )
 from .sources import AUDIO_EXTENSIONS, Clip, list_clips
-from .stream import StreamingResampler, iter_windows
+from ..audio_stream import StreamingResampler, iter_windows
 
 __all__ = [
     "AUDIO_EXTENSIONS",

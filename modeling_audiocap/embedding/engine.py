@@ -3,7 +3,8 @@
 Pipeline (one process; `accelerate launch` runs several, each on its own shards):
 
     list clips (folder / files / dataset)  ->  shards of `shard_size` clips
-    DataLoader workers: decode each track block by block (`stream.iter_windows`), cut windows, featurise them
+    DataLoader workers: the encoder's `AudioCapProcessor` decodes each track block by block, cuts its windows and
+               featurises them (`iter_windows`, `featurize`: the one path training and serving use)
     main loop: bucket windows by input shape (equal length: no padding), run full batches through the encoder
                (`runtime.LayerEmbedder`: inference mode, weight norm folded, bf16 autocast where fast), pool layers
     a shard is written (atomically) as soon as all its clips are done; at the end the shards form one `datasets`
@@ -42,7 +43,6 @@ from ..modeling_encoders import is_waveform_encoder, layer_width
 from ..processing_audiocap import AudioCapProcessor
 from .runtime import POOLINGS, LayerEmbedder, LoadedEncoder, choose_dtype, load_encoder, resolve_layers
 from .sources import Clip, list_clips
-from .stream import iter_windows
 
 if TYPE_CHECKING:  # `datasets` is imported when needed: `import modeling_audiocap` stays fast
     import datasets
@@ -172,21 +172,14 @@ class WindowStream(IterableDataset):
         clips: Sequence[Clip],
         dataset: datasets.Dataset | None,
         audio_column: str,
-        featurize: Callable[[list[torch.Tensor]], dict],
-        sampling_rate: int,
-        window: int,
-        hop: int | None,
-        normalize: bool,
+        processor: AudioCapProcessor,
         min_samples: int,
         block_windows: int,
     ):
         self.clips = list(clips)
         self.dataset = dataset
         self.audio_column = audio_column
-        self.featurize = featurize
-        self.sampling_rate = sampling_rate
-        self.window, self.hop = window, hop
-        self.normalize = normalize
+        self.processor = processor
         self.min_samples = min_samples
         self.block_windows = max(1, block_windows)
 
@@ -207,22 +200,22 @@ class WindowStream(IterableDataset):
         count, num_samples = 0, 0
         try:
             source = self._source(clip)
-            for start, samples in iter_windows(source, self.sampling_rate, self.window, self.hop, self.normalize):
+            for start, samples in self.processor.iter_windows(source):
                 if samples.shape[0] < self.min_samples:
                     raise AudioDecodingError(
                         clip.path or clip.id,
-                        f"too short: {samples.shape[0]} samples at {self.sampling_rate} Hz, the encoder needs at "
+                        f"too short: {samples.shape[0]} samples at {self.processor.sampling_rate} Hz, the encoder needs at "
                         f"least {self.min_samples}",
                     )
                 starts.append(start)
                 block.append(samples)
                 num_samples = start + samples.shape[0]
                 if len(block) == self.block_windows:
-                    yield ("windows", clip.position, count, starts, self.featurize(block))
+                    yield ("windows", clip.position, count, starts, self.processor.featurize(block))
                     count += len(block)
                     starts, block = [], []
             if block:
-                yield ("windows", clip.position, count, starts, self.featurize(block))
+                yield ("windows", clip.position, count, starts, self.processor.featurize(block))
                 count += len(block)
         except AudioDecodingError as error:
             yield ("error", clip.position, str(error))
@@ -601,7 +594,6 @@ def extract_embeddings(
     layer_ids = resolve_layers(layers, loaded.num_layers)
     rate = loaded.sampling_rate
     window = int(round(window_seconds * rate))
-    hop = None if hop_seconds is None else int(round(hop_seconds * rate))
     min_samples = min_input_samples(loaded)
     if window < min_samples:
         raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
@@ -636,10 +628,11 @@ def extract_embeddings(
     if done and procs.rank == 0 and pending:
         logger.info("Resuming %s: %d of %d shards already written", output_dir, len(done), num_shards)
     if mine:
-        featurize = AudioCapProcessor(loaded.feature_extractor).featurize
+        processor = AudioCapProcessor(
+            loaded.feature_extractor, window_seconds=window_seconds, hop_seconds=hop_seconds, normalize=loaded.normalize
+        )
         stream_kwargs = dict(
-            dataset=dataset, audio_column="audio", featurize=featurize, sampling_rate=rate, window=window,
-            hop=hop, normalize=loaded.normalize, min_samples=min_samples, block_windows=batch_size,
+            dataset=dataset, audio_column="audio", processor=processor, min_samples=min_samples, block_windows=batch_size
         )
         workers = default_num_workers(procs.device) if num_workers is None else num_workers
         with LayerEmbedder(loaded, layer_ids, pooling, procs.device, compute_dtype) as embedder:

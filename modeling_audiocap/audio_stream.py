@@ -6,11 +6,12 @@ hundreds of MB at 44.1 kHz). `iter_windows` gives the same windows as
     wave = load_audio(source, sampling_rate)            # (optionally peak_normalize(wave))
     [wave[s : s + window] for s in window_starts(len(wave), window, hop)]
 
-but reads the file frame by frame (torchcodec's core `get_next_frame`, front to back), downmixes each block of
-frames, and resamples
-it with `StreamingResampler`, which gives exactly what `torchaudio.functional.resample` gives on the whole signal (each
-output sample sees the same input samples; blocks overlap by the filter's support). Only `window + block` samples are
-held at a time, so memory does not grow with the track's length.
+but reads the file frame by frame (torchcodec's core `get_next_frame`, front to back) and downmixes each block of
+frames. A track of up to `WHOLE_SECONDS` is then resampled in one piece, exactly as `load_audio` resamples it (the
+same samples, bit for bit: clips are served as they were trained). A longer one is resampled block by block with
+`StreamingResampler`, which computes what `torchaudio.functional.resample` computes on the whole signal (each output
+sample sees the same input samples; blocks overlap by the filter's support; equal to within float rounding). Only
+`window + block` samples are then held at a time, so memory does not grow with the track's length.
 
 Peak normalisation needs the whole track's peak, so with `normalize=True` the file is streamed twice (the second pass
 is cheap next to the encoder).
@@ -19,6 +20,7 @@ Sources: file paths and encoded bytes stream; in-memory audio (a `datasets` dict
 pair) is already decoded and goes through `load_audio`. Every problem with a source raises `AudioDecodingError`.
 """
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -27,15 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..audio import (
+from .audio import (
     TRUNCATION_TOLERANCE_FRACTION,
     TRUNCATION_TOLERANCE_SECONDS,
     AudioDecodingError,
-    _audio_decoder_class,
-    _check_wav_header,
     _ffmpeg_reason,
     _source_name,
+    check_bytes,
+    check_file,
     load_audio,
+    open_decoder,
     peak_normalize,
     resample,
     window_starts,
@@ -43,6 +46,8 @@ from ..audio import (
 
 # Seconds of source audio decoded per block.
 BLOCK_SECONDS = 30.0
+# Tracks up to this long are resampled in one piece, exactly as `load_audio` does; longer ones block by block.
+WHOLE_SECONDS = 120.0
 # torchaudio.functional.resample's defaults (the package resamples with them everywhere).
 _LOWPASS_FILTER_WIDTH = 6
 _ROLLOFF = 0.99
@@ -107,29 +112,12 @@ class StreamingResampler:
 
 def _open_decoder(source: Any, name: str):
     """A torchcodec `AudioDecoder` on a path or encoded bytes, after the checks `load_audio` makes."""
-    decoder_class = _audio_decoder_class()
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise AudioDecodingError(name, "file not found")
-        if not os.path.isfile(path):
-            raise AudioDecodingError(name, "not a file")
-        size = os.path.getsize(path)
-        if size == 0:
-            raise AudioDecodingError(name, "empty file (0 bytes)")
-        with open(path, "rb") as f:
-            _check_wav_header(f.read(65536), size, name)
-        target = path
-    else:
-        data = bytes(source)
-        if len(data) == 0:
-            raise AudioDecodingError(name, "empty file (0 bytes)")
-        _check_wav_header(data[:65536], len(data), name)
-        target = data
-    try:
-        return decoder_class(target)
-    except Exception as error:  # torchcodec raises RuntimeError / ValueError with FFmpeg's reason
-        raise AudioDecodingError(name, f"unreadable or corrupt file ({_ffmpeg_reason(error)})") from error
+        check_file(source)
+        return open_decoder(os.fspath(source), name)
+    data = bytes(source)
+    check_bytes(data, name)
+    return open_decoder(data, name)
 
 
 def _next_frame_reader(decoder) -> Callable[[], np.ndarray | None] | None:
@@ -241,10 +229,23 @@ def _decoded_blocks(source: Any, name: str, block_seconds: float) -> tuple[int, 
     return rate, blocks()
 
 
-def _resampled_blocks(source: Any, name: str, sampling_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+def _resampled_blocks(
+    source: Any, name: str, sampling_rate: int, block_seconds: float, whole_seconds: float
+) -> Iterator[np.ndarray]:
+    """The track's mono samples at `sampling_rate`, block by block. A track of at most `whole_seconds` is resampled
+    in one piece, as `load_audio` resamples it (the same samples, bit for bit); a longer one block by block."""
     rate, blocks = _decoded_blocks(source, name, block_seconds)
-    resampler = StreamingResampler(rate, sampling_rate)
+    head, size, limit = [], 0, int(whole_seconds * rate)
     for block in blocks:
+        head.append(block)
+        size += block.shape[0]
+        if size > limit:
+            break
+    else:
+        yield resample(torch.from_numpy(np.concatenate(head)), rate, sampling_rate).numpy()
+        return
+    resampler = StreamingResampler(rate, sampling_rate)
+    for block in itertools.chain(head, blocks):
         out = resampler.push(block)
         if out.size:
             yield out
@@ -297,6 +298,7 @@ def iter_windows(
     hop: int | None = None,
     normalize: bool = False,
     block_seconds: float = BLOCK_SECONDS,
+    whole_seconds: float = WHOLE_SECONDS,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """`(start_sample, samples)` for each window of a track, as `load_audio` + `window_starts` would cut it.
 
@@ -306,6 +308,9 @@ def iter_windows(
         window: window length in samples; `hop`: hop in samples (`None`: back-to-back windows). The last window is
             aligned to the end of the track; a track shorter than a window is one short window.
         normalize: peak-normalise the whole track first (as `AudioCapProcessor(normalize=True)` does).
+        block_seconds: seconds of the source decoded at a time.
+        whole_seconds: a track up to this long is resampled in one piece, giving exactly `load_audio`'s samples; a
+            longer one is resampled block by block (equal to within float rounding, about 1e-7).
 
     Raises:
         AudioDecodingError: the source is missing, unreadable, corrupt, truncated, empty or not finite (possibly after
@@ -330,10 +335,10 @@ def iter_windows(
     scale = None
     if normalize:
         peak = np.float32(0.0)
-        for block in _resampled_blocks(target, name, sampling_rate, block_seconds):
+        for block in _resampled_blocks(target, name, sampling_rate, block_seconds, whole_seconds):
             peak = max(peak, np.abs(block).max())
         scale = None if peak == 0 else np.float32(1.0) / np.float32(peak)  # as peak_normalize, in float32
-    for start, samples in _cut(_resampled_blocks(target, name, sampling_rate, block_seconds), window, hop):
+    for start, samples in _cut(_resampled_blocks(target, name, sampling_rate, block_seconds, whole_seconds), window, hop):
         if normalize:
             samples = samples * scale if scale is not None else np.zeros_like(samples)
         yield start, torch.from_numpy(samples)
