@@ -42,9 +42,10 @@ def ranking_metrics(references: Sequence[int] | np.ndarray, scores: Sequence[Seq
     for column in range(values.shape[1]):
         positive = labels == column
         has_both = positive.any() and not positive.all()
+        column_scores = values[:, column]
         per_class.append({
-            "average_precision": float(average_precision_score(positive, values[:, column])) if positive.any() else None,
-            "roc_auc": float(roc_auc_score(positive, values[:, column])) if has_both else None,
+            "average_precision": float(average_precision_score(positive, column_scores)) if positive.any() else None,
+            "roc_auc": float(roc_auc_score(positive, column_scores)) if has_both else None,
         })
     absent = sum(entry["average_precision"] is None for entry in per_class)
     if absent:
