@@ -22,9 +22,6 @@ finished shards; files that cannot be decoded are skipped, logged and listed in 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 import math
 import os
@@ -41,6 +38,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..audio import AudioDecodingError
 from ..modeling_encoders import is_waveform_encoder, layer_width
 from ..processing_audiocap import AudioCapProcessor
+from .output import (
+    SKIPPED_FILE,
+    WORK_DIR,
+    atomic_write_json,
+    write_dataset_files,
+    inputs_digest,
+    prepare_output,
+    output_features,
+    shard_file_name,
+)
 from .runtime import POOLINGS, LayerEmbedder, LoadedEncoder, choose_dtype, load_encoder, resolve_layers
 from .sources import Clip, list_clips
 
@@ -49,54 +56,11 @@ if TYPE_CHECKING:  # `datasets` is imported when needed: `import modeling_audioc
 
 logger = logging.getLogger(__name__)
 
-WORK_DIR = ".audiocap-embed"
-STATE_FILE = "state.json"
-INFO_FILE = "dataset_info.json"
-SKIPPED_FILE = "skipped.json"
-CONFIG_FILE = "embedding_config.json"
 DEFAULT_SHARD_SIZE = 256
 
 
 class ExtractionInterrupted(RuntimeError):
     """Raised by the `_stop_after_shards` test hook, as if the run were killed after that many shards."""
-
-
-# -- output format -------------------------------------------------------------------------------------------------
-
-
-def output_features(num_layers: int, width: int, pooling: str) -> datasets.Features:
-    """Columns: `id`, `path`, `duration` (seconds), `window_starts` (seconds), `embeddings`: `(windows, layers, width)`
-    float32 for `"mean"` (width doubled, mean then std, for `"mean+std"`), `(windows, layers, frames, width)` for
-    `"frames"`."""
-    import datasets
-
-    if pooling == "frames":
-        embeddings = datasets.List(datasets.List(datasets.List(datasets.List(datasets.Value("float32")))))
-    else:
-        embeddings = datasets.Array3D(shape=(None, num_layers, width), dtype="float32")
-    return datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "path": datasets.Value("string"),
-            "duration": datasets.Value("float64"),
-            "window_starts": datasets.List(datasets.Value("float64")),
-            "embeddings": embeddings,
-        }
-    )
-
-
-def shard_file_name(index: int, num_shards: int) -> str:
-    return f"data-{index:05d}-of-{num_shards:05d}.arrow"
-
-
-def _atomic_write_json(path: Path, value: Any, sort_keys: bool = True) -> None:
-    """Write JSON under a temporary name, then rename it: readers see the old file or the whole new one."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=sort_keys, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # -- processes -------------------------------------------------------------------------------------------------------
@@ -418,7 +382,7 @@ class _ShardRunner:
         finally:
             writer.close()
         os.replace(tmp, self.output_dir / name)
-        _atomic_write_json(
+        atomic_write_json(
             self.work_dir / f"shard-{shard:05d}.json",
             {
                 "shard": shard,
@@ -434,86 +398,6 @@ class _ShardRunner:
         del self.shard_tracks[shard]
         if self.stop_after_shards is not None and self.shards_written >= self.stop_after_shards:
             raise ExtractionInterrupted(f"stopped after {self.shards_written} shard(s) (test hook)")
-
-
-# -- run bookkeeping -------------------------------------------------------------------------------------------------
-
-
-def _inputs_digest(clips: Sequence[Clip]) -> str:
-    digest = hashlib.sha256()
-    for clip in clips:
-        digest.update(f"{clip.id}\0{clip.path}\n".encode())
-    return digest.hexdigest()[:24]
-
-
-def _prepare_output(output_dir: Path, plan: dict, overwrite: bool) -> None:
-    """Create `output_dir` or check that it holds a run with the same plan (to resume); remove stale temporary
-    files. With `overwrite`, the files of an earlier run are removed first."""
-    work = output_dir / WORK_DIR
-    ours = [STATE_FILE, INFO_FILE, SKIPPED_FILE, CONFIG_FILE]
-    if overwrite and output_dir.exists():
-        for path in [*output_dir.glob("data-*-of-*.arrow*"), *(output_dir / name for name in ours)]:
-            path.unlink(missing_ok=True)
-        if work.exists():
-            for path in work.iterdir():
-                path.unlink()
-    plan_file = work / "plan.json"
-    if plan_file.exists():
-        with open(plan_file, encoding="utf-8") as f:
-            previous = json.load(f)
-        if previous != plan:
-            changed = sorted(k for k in set(previous) | set(plan) if previous.get(k) != plan.get(k))
-            raise ValueError(
-                f"{output_dir} holds an extraction run with other settings ({', '.join(changed)} differ); "
-                "pass overwrite=True (--overwrite) to replace it, or choose another output_dir"
-            )
-    elif any(output_dir.glob("data-*-of-*.arrow")) or (output_dir / STATE_FILE).exists():
-        raise ValueError(f"{output_dir} already holds a dataset not written by audiocap-embed; choose another output_dir")
-    work.mkdir(parents=True, exist_ok=True)
-    for stale in [*output_dir.glob("*.tmp-*"), *work.glob("*.tmp-*")]:
-        stale.unlink(missing_ok=True)
-    if not plan_file.exists():
-        _atomic_write_json(plan_file, plan)
-
-
-def _finalize(output_dir: Path, num_shards: int, features: datasets.Features, plan: dict) -> dict:
-    """Write `state.json` / `dataset_info.json` (so `load_from_disk` reads the shards as one dataset),
-    `skipped.json` and `embedding_config.json`; returns the run's counts."""
-    import datasets
-
-    work = output_dir / WORK_DIR
-    markers = []
-    for shard in range(num_shards):
-        with open(work / f"shard-{shard:05d}.json", encoding="utf-8") as f:
-            markers.append(json.load(f))
-    skipped = [item for marker in markers for item in marker["skipped"]]
-    counts = {
-        "clips": sum(m["clips"] for m in markers),
-        "windows": sum(m["windows"] for m in markers),
-        "audio_seconds": sum(m["audio_seconds"] for m in markers),
-        "skipped": len(skipped),
-        "processes_that_wrote_shards": len({m.get("process", 0) for m in markers}),
-    }
-    _atomic_write_json(output_dir / SKIPPED_FILE, skipped)
-    _atomic_write_json(output_dir / CONFIG_FILE, {**plan, **counts})
-    info = datasets.DatasetInfo(
-        description="Layer-wise audio embeddings written by audiocap-embed: " + json.dumps(plan, sort_keys=True),
-        features=features,
-    )
-    # not sorted below the first level: that would reorder the columns in `features`
-    info_dict = dataclasses.asdict(info)
-    _atomic_write_json(output_dir / INFO_FILE, {key: info_dict[key] for key in sorted(info_dict)}, sort_keys=False)
-    state = {
-        "_data_files": [{"filename": shard_file_name(k, num_shards)} for k in range(num_shards)],
-        "_fingerprint": hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16],
-        "_format_columns": None,
-        "_format_kwargs": {},
-        "_format_type": None,
-        "_output_all_columns": False,
-        "_split": None,
-    }
-    _atomic_write_json(output_dir / STATE_FILE, state)
-    return counts
 
 
 def _wait_for(paths: Callable[[], bool], poll_seconds: float = 0.5) -> None:
@@ -580,6 +464,21 @@ def extract_embeddings(
     """
     import datasets
 
+    _check_settings(pooling, batch_size, shard_size, window_seconds, hop_seconds)
+    procs = _processes(device)
+    plan = _plan(inputs, encoder, procs.device, window_seconds=window_seconds, hop_seconds=hop_seconds, layers=layers,
+                 pooling=pooling, dtype=dtype, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
+                 split=split)
+    output_dir = Path(output_dir)
+    mine = _claim_shards(plan, output_dir, procs, overwrite)
+    if mine:
+        workers = default_num_workers(procs.device) if num_workers is None else num_workers
+        _run_shards(plan, mine, output_dir, procs, batch_size, workers, progress, _stop_after_shards)
+    _finish(plan, output_dir, procs)
+    return datasets.load_from_disk(str(output_dir))
+
+
+def _check_settings(pooling: str, batch_size: int, shard_size: int, window_seconds: float, hop_seconds: float | None):
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if batch_size < 1 or shard_size < 1:
@@ -588,20 +487,40 @@ def extract_embeddings(
         raise ValueError(f"window_seconds must be positive, got {window_seconds}")
     if hop_seconds is not None and not 0 < hop_seconds <= window_seconds:
         raise ValueError(f"hop_seconds must be in (0, window_seconds={window_seconds}], got {hop_seconds}")
-    procs = _processes(device)
+
+
+@dataclass
+class _Plan:
+    """What a run embeds and how: the encoder, its layers and processor, the clips and their shards, and `settings`
+    (what `plan.json` records, so that a resumed run can check it has the same ones)."""
+
+    loaded: LoadedEncoder
+    layer_ids: list[int]
+    compute_dtype: torch.dtype
+    processor: AudioCapProcessor
+    min_samples: int
+    clips: list[Clip]
+    dataset: Any
+    features: Any
+    shard_size: int
+    num_shards: int
+    pooling: str
+    settings: dict
+
+
+def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_seconds: float | None, layers,
+          pooling: str, dtype: str, shard_size: int, audio_column: str, id_column: str, split: str | None) -> _Plan:
     loaded = load_encoder(encoder)
-    compute_dtype = choose_dtype(dtype, procs.device)
+    compute_dtype = choose_dtype(dtype, device)
     layer_ids = resolve_layers(layers, loaded.num_layers)
     rate = loaded.sampling_rate
-    window = int(round(window_seconds * rate))
     min_samples = min_input_samples(loaded)
-    if window < min_samples:
+    if int(round(window_seconds * rate)) < min_samples:
         raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
     clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)
     width = layer_width(loaded.config, loaded.clap_output) * (2 if pooling == "mean+std" else 1)
-    features = output_features(len(layer_ids), width, pooling)
     num_shards = max(1, math.ceil(len(clips) / shard_size))
-    plan = {
+    settings = {
         "encoder": loaded.name,
         "encoder_model_type": loaded.config.model_type,
         "sampling_rate": rate,
@@ -614,49 +533,59 @@ def extract_embeddings(
         "shard_size": shard_size,
         "num_shards": num_shards,
         "num_inputs": len(clips),
-        "inputs_digest": _inputs_digest(clips),
+        "inputs_digest": inputs_digest(clips),
     }
-    output_dir = Path(output_dir)
+    processor = AudioCapProcessor(
+        loaded.feature_extractor, window_seconds=window_seconds, hop_seconds=hop_seconds, normalize=loaded.normalize
+    )
+    return _Plan(loaded, layer_ids, compute_dtype, processor, min_samples, clips, dataset,
+                 output_features(len(layer_ids), width, pooling), shard_size, num_shards, pooling, settings)
+
+
+def _claim_shards(plan: _Plan, output_dir: Path, procs: _Processes, overwrite: bool) -> list[int]:
+    """This process's share of the shards not yet written (after the first process prepared `output_dir`)."""
     work = output_dir / WORK_DIR
     if procs.rank == 0:
-        _prepare_output(output_dir, plan, overwrite)
+        prepare_output(output_dir, plan.settings, overwrite)
     procs.barrier()
-    done = {k for k in range(num_shards) if (work / f"shard-{k:05d}.json").exists()}
+    done = {k for k in range(plan.num_shards) if (work / f"shard-{k:05d}.json").exists()}
     procs.barrier()  # every process has read the same set of finished shards before any writes one
-    pending = [k for k in range(num_shards) if k not in done]
-    mine = pending[procs.rank :: procs.world]
+    pending = [k for k in range(plan.num_shards) if k not in done]
     if done and procs.rank == 0 and pending:
-        logger.info("Resuming %s: %d of %d shards already written", output_dir, len(done), num_shards)
-    if mine:
-        processor = AudioCapProcessor(
-            loaded.feature_extractor, window_seconds=window_seconds, hop_seconds=hop_seconds, normalize=loaded.normalize
+        logger.info("Resuming %s: %d of %d shards already written", output_dir, len(done), plan.num_shards)
+    return pending[procs.rank :: procs.world]
+
+
+def _run_shards(plan: _Plan, shards: list[int], output_dir: Path, procs: _Processes, batch_size: int, workers: int,
+                progress: bool, stop_after_shards: int | None) -> None:
+    stream_kwargs = dict(dataset=plan.dataset, audio_column="audio", processor=plan.processor,
+                         min_samples=plan.min_samples, block_windows=batch_size)
+    with LayerEmbedder(plan.loaded, plan.layer_ids, plan.pooling, procs.device, plan.compute_dtype) as embedder:
+        runner = _ShardRunner(
+            plan.clips, shards, plan.shard_size, plan.num_shards, stream_kwargs, embedder, batch_size, workers,
+            plan.features, output_dir, plan.loaded.sampling_rate, procs.rank, progress, stop_after_shards,
         )
-        stream_kwargs = dict(
-            dataset=dataset, audio_column="audio", processor=processor, min_samples=min_samples, block_windows=batch_size
-        )
-        workers = default_num_workers(procs.device) if num_workers is None else num_workers
-        with LayerEmbedder(loaded, layer_ids, pooling, procs.device, compute_dtype) as embedder:
-            runner = _ShardRunner(
-                clips, mine, shard_size, num_shards, stream_kwargs, embedder, batch_size, workers, features,
-                output_dir, rate, procs.rank, progress, _stop_after_shards,
-            )
-            runner.run()
-    if procs.rank == 0:
-        _wait_for(lambda: all((work / f"shard-{k:05d}.json").exists() for k in range(num_shards)))
-        counts = _finalize(output_dir, num_shards, features, plan)
-        _atomic_write_json(work / "finished.json", {"plan": plan, **counts})
-        message = (
-            f"Embedded {counts['clips']} clips ({counts['audio_seconds'] / 3600:.3g} h of audio, "
-            f"{counts['windows']} windows) into {output_dir}"
-        )
-        if counts["skipped"]:
-            message += f"; skipped {counts['skipped']} that could not be read (listed in {output_dir / SKIPPED_FILE})"
-            logger.warning(message)
-        else:
-            logger.info(message)
-    else:
+        runner.run()
+
+
+def _finish(plan: _Plan, output_dir: Path, procs: _Processes) -> None:
+    """The first process waits for every shard and writes the dataset's files; the others wait for it."""
+    work = output_dir / WORK_DIR
+    if procs.rank != 0:
         _wait_for(lambda: (work / "finished.json").exists())
-    return datasets.load_from_disk(str(output_dir))
+        return
+    _wait_for(lambda: all((work / f"shard-{k:05d}.json").exists() for k in range(plan.num_shards)))
+    counts = write_dataset_files(output_dir, plan.num_shards, plan.features, plan.settings)
+    atomic_write_json(work / "finished.json", {"plan": plan.settings, **counts})
+    message = (
+        f"Embedded {counts['clips']} clips ({counts['audio_seconds'] / 3600:.3g} h of audio, "
+        f"{counts['windows']} windows) into {output_dir}"
+    )
+    if counts["skipped"]:
+        message += f"; skipped {counts['skipped']} that could not be read (listed in {output_dir / SKIPPED_FILE})"
+        logger.warning(message)
+    else:
+        logger.info(message)
 
 
 __all__ = ["ExtractionInterrupted", "WindowStream", "extract_embeddings", "min_input_samples", "output_features"]
