@@ -23,18 +23,27 @@ from transformers import (
 )
 
 from modeling_audiocap import AudioCaptionConfig, AudioEncoderT5ForCaptioning, resolve_encoder
+from modeling_audiocap.analysis import plot_training_curves
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.captions import load_caption_dataset
 from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
+from modeling_audiocap.metrics.music_captioning.music_captioning import DEFAULT_TEXT_MODEL
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
 from modeling_audiocap.training.crops import EpochCrops
-from modeling_audiocap.training.genre_data import decode_dataset, require_clips
+from modeling_audiocap.training.genre_data import decode_splits
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
-from modeling_audiocap.training.runs import load_splits, start_run, train_resuming, trained_model
+from modeling_audiocap.training.runs import (
+    evaluate_without_validation,
+    load_splits,
+    seeded_sample,
+    start_run,
+    train_resuming,
+    trained_model,
+)
 from modeling_audiocap.training.text import small_t5_config, train_caption_tokenizer
 
 logger = logging.getLogger("audiocap.train_caption")
@@ -59,10 +68,21 @@ class CaptionArguments:
     scratch_d_model: int = field(default=128, metadata={"help": "Scratch T5: width."})
     scratch_layers: int = field(default=2, metadata={"help": "Scratch T5: encoder and decoder layers."})
     num_beams: int = field(default=1, metadata={"help": "Beam search width at evaluation."})
+    beam_early_stopping: bool = field(
+        default=False, metadata={"help": "Beam search ends as soon as num_beams captions are complete (reference: true)."}
+    )
     max_new_tokens: int = field(default=48, metadata={"help": "Longest generated caption."})
     no_repeat_ngram_size: int = field(default=0, metadata={"help": "Forbid repeating n-grams (0: off)."})
     repetition_penalty: float = field(default=1.0, metadata={"help": "Generation repetition penalty."})
     num_sample_captions: int = field(default=10, metadata={"help": "Generated vs reference captions to report."})
+    similarity_model: str = field(
+        default=DEFAULT_TEXT_MODEL,
+        metadata={"help": "sentence-transformers model (Hub id or local dir) of bert_similarity and BERTScore."},
+    )
+    max_train_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "Caption metrics of the train split on at most this many clips (a seeded sample; default: all)."},
+    )
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Evaluations without improvement."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh instead of resuming."})
 
@@ -95,6 +115,7 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
     model.generation_config.update(
         max_new_tokens=cap_args.max_new_tokens,
         num_beams=cap_args.num_beams,
+        early_stopping=cap_args.beam_early_stopping,
         no_repeat_ngram_size=cap_args.no_repeat_ngram_size,
         repetition_penalty=cap_args.repetition_penalty,
     )
@@ -170,18 +191,8 @@ def main() -> None:
     splits = load_splits(load_caption_dataset, data_args, training_args.seed, {},
                          caption_column_name=cap_args.caption_column_name)
     model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
-    tokenizer = processor.tokenizer
-    window = processor.window_samples
-
-    skipped, decoded = [], {}
     with training_args.main_process_first(desc="prepare data"):
-        for split, ds in splits.items():
-            decoded[split], bad = decode_dataset(
-                ds, processor.sampling_rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize,
-                cache_dir=data_args.decoded_cache_dir,
-            )
-            skipped += [{**b, "split": split} for b in bad]
-        require_clips(decoded, skipped)
+        decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
 
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
@@ -190,54 +201,17 @@ def main() -> None:
     train_model = model
     if enc_args.encoder_mode == "lora":
         train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout, cap_args.lora_text_model)
-
     text_metric = load_metric("music_captioning")
-
-    def compute_metrics(prediction) -> dict:
-        predictions = decode_captions(tokenizer, prediction.predictions)
-        references = decode_captions(tokenizer, prediction.label_ids)
-        scores = text_metric.compute(predictions=predictions, references=references)
-        return {k: v for k, v in scores.items() if isinstance(v, float)}
-
-    training_args.remove_unused_columns = False
     hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
-    training_args.predict_with_generate = True
-    training_args.label_names = ["labels"]
-    crops = EpochCrops(window, training_args.seed)
-    callbacks = [crops]
-    if cap_args.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(cap_args.early_stopping_patience))
-    trainer = CaptionTrainer(
-        model=train_model,
-        args=training_args,
-        train_dataset=decoded["train"],
-        eval_dataset=decoded["validation"],
-        data_collator=CaptionCollator(processor, crops, cap_args.max_caption_tokens),
-        processing_class=tokenizer,
-        compute_metrics=compute_metrics,
-        optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
-        callbacks=callbacks,
-    )
+    trainer = make_trainer(train_model, decoded, processor, text_metric, enc_args, cap_args, training_args)
     train_resuming(trainer, cap_args.overwrite_output_dir)
 
     model = trained_model(trainer, enc_args.encoder_mode)
-    results: dict = {}
-    samples: dict = {}
-    attribute_metric = load_metric("caption_attributes") if data_args.dataset_name == "builtin" else None
-    for split in ("validation", "test"):
-        prediction = trainer.predict(decoded[split], metric_key_prefix=split)
-        generated = decode_captions(tokenizer, prediction.predictions)
-        results[split] = text_metric.compute(predictions=generated, references=list(decoded[split]["caption"]))
-        if attribute_metric is not None:
-            columns = {a: list(decoded[split][a]) for a in BUILTIN_ATTRIBUTES}
-            references = [dict(zip(columns, values)) for values in zip(*columns.values())]
-            results[split].update(attribute_metric.compute(predictions=generated, references=references))
-        samples[split] = [
-            {"reference": str(ref), "generated": gen}
-            for ref, gen in list(zip(decoded[split]["caption"], generated))[: cap_args.num_sample_captions]
-        ]
+    builtin = data_args.dataset_name == "builtin"
+    results, samples = evaluate_captions(trainer, decoded, text_metric, cap_args, builtin, training_args.seed)
     if not trainer.is_world_process_zero():
         return
+    plots = [plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png", "bert_similarity")]
     register_music_captioning(model)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
@@ -245,23 +219,32 @@ def main() -> None:
     results.update(
         encoder=enc_args.encoder_name_or_path,
         encoder_mode=enc_args.encoder_mode,
+        use_layer_weighting=enc_args.use_layer_weighting,
         text_model=cap_args.text_model_name_or_path,
         connector=cap_args.connector,
+        similarity_model=cap_args.similarity_model,
         dataset=data_args.dataset_name,
         split_protocol=data_args.split_protocol,
         split_sizes={split: len(ds) for split, ds in decoded.items()},
+        model_selection="best validation " + str(training_args.metric_for_best_model)
+        if training_args.load_best_model_at_end else "last epoch",
         seed=training_args.seed,
         window_seconds=data_args.max_length_seconds,
         skipped_files=skipped,
         sample_captions=samples,
+        plots=[p.name for p in plots],
         hyperparameters={
             "learning_rate": training_args.learning_rate,
             "encoder_learning_rate": enc_args.encoder_learning_rate,
             "epochs": training_args.num_train_epochs,
             "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
             "time_reduction_stride": cap_args.time_reduction_stride,
+            "max_caption_tokens": cap_args.max_caption_tokens,
             "num_beams": cap_args.num_beams,
+            "beam_early_stopping": cap_args.beam_early_stopping,
             "max_new_tokens": cap_args.max_new_tokens,
+            "no_repeat_ngram_size": cap_args.no_repeat_ngram_size,
+            "repetition_penalty": cap_args.repetition_penalty,
         },
         config={"encoder": asdict(enc_args), "caption": asdict(cap_args), "data": asdict(data_args),
                 "training": training_args.to_dict()},
@@ -270,13 +253,78 @@ def main() -> None:
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     repo_id = training_args.hub_model_id or output_dir.name
     render_caption_card(output_dir, results, repo_id)
-    logger.info("Test BERT similarity %.4f, BLEU-4 %.4f; results in %s",
-                results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
+    logger.info("BERT similarity: train %.4f, test %.4f; test BLEU-4 %.4f; results in %s",
+                results["train"]["bert_similarity"], results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
     for sample in samples["test"]:
         logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
     if hub is not None:
         push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}", hub)
 
+
+def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_metric, enc_args: EncoderArguments,
+                 cap_args: CaptionArguments, training_args: Seq2SeqTrainingArguments) -> CaptionTrainer:
+    """The trainer: captions generated and scored on validation each evaluation (the best checkpoint kept as the
+    arguments say), or, without a validation split, no evaluation and the last epoch kept."""
+    tokenizer = processor.tokenizer
+
+    def compute_metrics(prediction) -> dict:
+        predictions = decode_captions(tokenizer, prediction.predictions)
+        references = decode_captions(tokenizer, prediction.label_ids)
+        scores = text_metric.compute(predictions=predictions, references=references,
+                                     similarity_model=cap_args.similarity_model)
+        return {k: v for k, v in scores.items() if isinstance(v, float)}
+
+    training_args.remove_unused_columns = False
+    training_args.predict_with_generate = True
+    training_args.label_names = ["labels"]
+    validation = decoded.get("validation")
+    if validation is None:
+        evaluate_without_validation(training_args, cap_args.early_stopping_patience)
+    crops = EpochCrops(processor.window_samples, training_args.seed)
+    callbacks = [crops]
+    if cap_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(cap_args.early_stopping_patience))
+    return CaptionTrainer(
+        model=train_model,
+        args=training_args,
+        train_dataset=decoded["train"],
+        eval_dataset=validation,
+        data_collator=CaptionCollator(processor, crops, cap_args.max_caption_tokens),
+        processing_class=tokenizer,
+        compute_metrics=None if validation is None else compute_metrics,
+        optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
+        callbacks=callbacks,
+    )
+
+
+def evaluate_captions(trainer: CaptionTrainer, decoded: dict, text_metric, cap_args: CaptionArguments, builtin: bool,
+                      seed: int) -> tuple[dict, dict]:
+    """Caption metrics of every split against the full reference captions (on the built-in set also the attribute
+    accuracies), and sample captions. The train split is scored on at most `--max_train_eval_samples` clips (a
+    seeded sample; their number is `train_eval_clips`), from their first window as every split."""
+    tokenizer = trainer.processing_class
+    trainer.compute_metrics = None  # scored below, once, against the untruncated references
+    attribute_metric = load_metric("caption_attributes") if builtin else None
+    results, samples = {}, {}
+    for split in ("train", "validation", "test"):
+        if split not in decoded:
+            continue
+        clips = decoded[split]
+        if split == "train":
+            clips = seeded_sample(clips, cap_args.max_train_eval_samples, seed)
+            results["train_eval_clips"] = len(clips)
+        generated = decode_captions(tokenizer, trainer.predict(clips, metric_key_prefix=split).predictions)
+        results[split] = text_metric.compute(predictions=generated, references=list(clips["caption"]),
+                                             similarity_model=cap_args.similarity_model)
+        if attribute_metric is not None:
+            columns = {a: list(clips[a]) for a in BUILTIN_ATTRIBUTES}
+            references = [dict(zip(columns, values)) for values in zip(*columns.values())]
+            results[split].update(attribute_metric.compute(predictions=generated, references=references))
+        samples[split] = [
+            {"reference": str(ref), "generated": gen}
+            for ref, gen in list(zip(clips["caption"], generated))[: cap_args.num_sample_captions]
+        ]
+    return results, samples
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
 import torch
+from scipy.special import softmax
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder
@@ -26,17 +27,23 @@ from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArgu
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import (
     clip_level,
-    decode_dataset,
+    decode_splits,
     embed_windows,
-    require_clips,
     window_dataset,
 )
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
-from modeling_audiocap.training.runs import load_splits, start_run, train_resuming, trained_model
+from modeling_audiocap.training.runs import (
+    evaluate_without_validation,
+    load_splits,
+    start_run,
+    train_resuming,
+    trained_model,
+)
 from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
 
 logger = logging.getLogger("audiocap.train_genre")
+EMBEDDING_SPLITS = ("train", "test")  # PCA plots and mean pairwise cosine similarity, before and after training
 
 
 @dataclass
@@ -116,8 +123,11 @@ def embedding_collator(rows: list[dict]) -> dict:
 
 
 def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray, label_names: list[str]) -> dict:
+    """Genre metrics of clips from window logits: predictions from the clip logits (mean over windows), ranking
+    metrics (mAP, ROC-AUC) from their softmax."""
     clip_logits, clip_labels, _ = clip_level(logits, labels, clip_index)
-    return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels, label_names=label_names)
+    return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels, label_names=label_names,
+                          prediction_scores=softmax(clip_logits, axis=-1))
 
 
 def split_metrics(metric, rows, label_names: list[str]):
@@ -135,18 +145,9 @@ def split_metrics(metric, rows, label_names: list[str]):
 
 def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
     """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
-    window, hop = processor.window_samples, processor.hop_samples
-    skipped: list[dict] = []
-    decoded = {}
     with training_args.main_process_first(desc="prepare data"):
-        for split, ds in splits.items():
-            decoded[split], bad = decode_dataset(
-                ds, processor.sampling_rate, data_args.preprocessing_num_workers, desc=split, normalize=processor.normalize,
-                cache_dir=data_args.decoded_cache_dir,
-            )
-            skipped += [{**b, "split": split} for b in bad]
-        require_clips(decoded, skipped)
-        windows = {split: window_dataset(ds, window, hop) for split, ds in decoded.items()}
+        decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
+        windows = {split: window_dataset(ds, processor.window_samples, processor.hop_samples) for split, ds in decoded.items()}
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
         with training_args.main_process_first(desc="embedding cache"):
@@ -191,7 +192,6 @@ def main() -> None:
     splits = genre_splits(data_args, genre_args, training_args.seed)
     label_names = splits["train"].features["label"].names
     model, processor = build_model(enc_args, genre_args, data_args, label_names)
-    window = processor.window_samples
     if genre_args.probe_layers:
         run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, len(label_names))
         return
@@ -203,45 +203,28 @@ def main() -> None:
     else:
         if enc_args.freeze_feature_encoder:
             model.freeze_feature_encoder()
-        crops = EpochCrops(window, training_args.seed)
+        crops = EpochCrops(processor.window_samples, training_args.seed)
         train_rows, collator = decoded["train"], WaveformCollator(processor, crops)
         callbacks.append(crops)
 
-    before = test_embeddings(model, windows["test"], collator, training_args)
+    before = {split: clip_embeddings(model, windows[split], collator, training_args) for split in EMBEDDING_SPLITS}
     train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout) if enc_args.encoder_mode == "lora" else model
-
     metric = load_metric("genre_classification")
-
-    training_args.remove_unused_columns = False
     hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
-    training_args.label_names = ["labels"]
-    if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
-        training_args.metric_for_best_model = "accuracy"
-    if genre_args.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
-    trainer = Trainer(
-        model=train_model,
-        args=training_args,
-        train_dataset=train_rows,
-        eval_dataset=windows["validation"],
-        data_collator=collator,
-        compute_metrics=split_metrics(metric, windows["validation"], label_names),
-        optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
-        callbacks=callbacks,
-    )
+    trainer = make_trainer(train_model, train_rows, windows.get("validation"), collator, callbacks, metric, label_names,
+                           enc_args, genre_args, training_args)
     train_resuming(trainer, genre_args.overwrite_output_dir)
 
     model = trained_model(trainer, enc_args.encoder_mode)
     results = evaluate_splits(trainer, windows, metric, label_names)
     if not trainer.is_world_process_zero():
         return
-    after = test_embeddings(model, windows["test"], collator, training_args)
-    test_labels = clip_level(np.zeros((len(windows["test"]), 1)), np.asarray(windows["test"]["label"]),
-                             np.asarray(windows["test"]["clip_index"]))[1]
+    after = {split: clip_embeddings(model, windows[split], collator, training_args) for split in EMBEDDING_SPLITS}
     plots = [
         plot_confusion_matrix(results["test"]["confusion_matrix"], label_names, output_dir / "confusion_matrix.png", "test"),
-        plot_pca({"before training": before, "after training": after}, test_labels, label_names, output_dir / "pca_test_embeddings.png"),
-        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png"),
+        *(plot_pca({"before training": before[split][0], "after training": after[split][0]}, after[split][1], label_names,
+                   output_dir / f"pca_{split}_embeddings.png") for split in EMBEDDING_SPLITS),
+        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png", "accuracy"),
     ]
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
@@ -249,19 +232,24 @@ def main() -> None:
         encoder=enc_args.encoder_name_or_path,
         encoder_mode=enc_args.encoder_mode,
         num_layers=model.layer_weighting.num_layers if model.layer_weighting is not None else 1,
+        use_layer_weighting=enc_args.use_layer_weighting,
         pooling=genre_args.pooling,
         head_hidden_size=genre_args.head_hidden_size,
+        head_dropout=genre_args.head_dropout,
         label_names=label_names,
         dataset=data_args.dataset_name,
         split_protocol=data_args.split_protocol,
         split_sizes={split: len(ds) for split, ds in decoded.items()},
+        model_selection="best validation " + str(training_args.metric_for_best_model)
+        if training_args.load_best_model_at_end else "last epoch",
         seed=training_args.seed,
         world_size=training_args.world_size,
         window_seconds=data_args.max_length_seconds,
         window_overlap=data_args.window_overlap,
         skipped_files=skipped,
-        cosine_before=mean_pairwise_cosine(before),
-        cosine_after=mean_pairwise_cosine(after),
+        mean_cosine={split: {"before": mean_pairwise_cosine(before[split][0]), "after": mean_pairwise_cosine(after[split][0])}
+                     for split in EMBEDDING_SPLITS},
+        train_accuracy=results["train"]["accuracy"],
         test_accuracy=results["test"]["accuracy"],
         plots=[p.name for p in plots],
         hyperparameters={
@@ -279,28 +267,55 @@ def main() -> None:
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     repo_id = training_args.hub_model_id or output_dir.name
     render_genre_card(output_dir, results, repo_id)
-    logger.info("Test accuracy %.4f, macro-F1 %.4f; results in %s", results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
+    logger.info("Train accuracy %.4f; test accuracy %.4f, macro-F1 %.4f; results in %s", results["train"]["accuracy"],
+                results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
     if hub is not None:
         push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}", hub)
 
 
+def make_trainer(train_model, train_rows, validation_rows, collator, callbacks: list, metric, label_names: list[str],
+                 enc_args: EncoderArguments, genre_args: GenreArguments, training_args: TrainingArguments) -> Trainer:
+    """The Trainer: validation each epoch and the best epoch kept, or (no validation split) the last epoch."""
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["labels"]
+    if validation_rows is None:
+        evaluate_without_validation(training_args, genre_args.early_stopping_patience)
+    if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
+        training_args.metric_for_best_model = "accuracy"
+    if genre_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
+    return Trainer(
+        model=train_model,
+        args=training_args,
+        train_dataset=train_rows,
+        eval_dataset=validation_rows,
+        data_collator=collator,
+        compute_metrics=None if validation_rows is None else split_metrics(metric, validation_rows, label_names),
+        optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
+        callbacks=callbacks,
+    )
+
 
 @torch.inference_mode()
-def test_embeddings(model, rows, collator, training_args: TrainingArguments) -> np.ndarray:
-    """Clip-level embeddings (mean over windows) of the test rows, in clip order."""
+def clip_embeddings(model, rows, collator, training_args: TrainingArguments) -> tuple[np.ndarray, np.ndarray]:
+    """Clip-level embeddings `(clips, D)` (mean over the evaluation windows) of window `rows` and the clips' labels,
+    in clip order."""
     model.eval()
     outputs = []
     for start in range(0, len(rows), training_args.per_device_eval_batch_size):
         batch = collator([rows[i] for i in range(start, min(start + training_args.per_device_eval_batch_size, len(rows)))])
         batch.pop("labels")
         outputs.append(model(**{k: v.to(model.device) for k, v in batch.items()}).embeddings.float().cpu().numpy())
-    embeddings = np.concatenate(outputs)
-    return clip_level(embeddings, np.asarray(rows["label"]), np.asarray(rows["clip_index"]))[0]
+    embeddings, labels, _ = clip_level(np.concatenate(outputs), np.asarray(rows["label"]), np.asarray(rows["clip_index"]))
+    return embeddings, labels
 
 
 def evaluate_splits(trainer: Trainer, windows: dict, metric, label_names: list[str]) -> dict:
+    """Clip-level metrics of every split (train on its evaluation windows, not the training crops)."""
     results = {}
-    for split in ("validation", "test"):
+    for split in ("train", "validation", "test"):
+        if split not in windows:
+            continue
         trainer.compute_metrics = split_metrics(metric, windows[split], label_names)
         prediction = trainer.predict(windows[split], metric_key_prefix=split)
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions

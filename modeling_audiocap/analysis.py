@@ -54,21 +54,26 @@ def plot_pca(panels: dict[str, np.ndarray], labels: np.ndarray, label_names: lis
     return path
 
 
-def plot_training_curves(log_history: list[dict], path: Path) -> Path:
-    """Training loss, validation loss and validation accuracy per epoch from `Trainer.state.log_history`."""
-    train = [(e["epoch"], e["loss"]) for e in log_history if "loss" in e and "epoch" in e]
+def plot_training_curves(log_history: list[dict], path: Path, metric: str) -> Path:
+    """Training and validation loss, and the validation `metric` (logged as `eval_<metric>`), over optimiser steps,
+    from `Trainer.state.log_history`; a run without a validation split has its training loss only."""
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
     evals = [e for e in log_history if "eval_loss" in e]
+    scores = [(e["step"], e[f"eval_{metric}"]) for e in evals if f"eval_{metric}" in e]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     if train:
         left.plot(*zip(*train), label="train loss")
     if evals:
-        left.plot([e["epoch"] for e in evals], [e["eval_loss"] for e in evals], marker="o", label="validation loss")
-        if "eval_accuracy" in evals[0]:
-            right.plot([e["epoch"] for e in evals], [e["eval_accuracy"] for e in evals], marker="o")
-    left.set_xlabel("epoch")
-    left.legend()
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation accuracy")
+        left.plot([e["step"] for e in evals], [e["eval_loss"] for e in evals], marker="o", label="validation loss")
+    if scores:
+        right.plot(*zip(*scores), marker="o")
+    else:
+        right.text(0.5, 0.5, "no validation", ha="center", va="center", transform=right.transAxes)
+    left.set_xlabel("step")
+    if left.lines:
+        left.legend()
+    right.set_xlabel("step")
+    right.set_ylabel(f"validation {metric}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

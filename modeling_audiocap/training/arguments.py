@@ -53,6 +53,13 @@ class AudioDataArguments:
         default=None, metadata={"help": "Keep this many validation and test clips each (after splitting)."}
     )
     split_protocol: str = field(default="predefined", metadata={"help": "predefined | random | filtered (GTZAN)."})
+    validation_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "0: no validation split (its clips train; the last epoch is kept and evaluated on test, as the "
+            "reference's 800 / 200 GTZAN split). Default: the split protocol's own validation split."
+        },
+    )
     max_length_seconds: float = field(default=10.0, metadata={"help": "Window length for training and inference."})
     window_overlap: float = field(
         default=0.0,
@@ -72,6 +79,11 @@ class AudioDataArguments:
     def __post_init__(self):
         if not 0.0 <= self.window_overlap < 1.0:
             raise ValueError(f"--window_overlap must be in [0, 1), got {self.window_overlap}")
+        if self.validation_fraction not in (None, 0):
+            raise ValueError(
+                f"--validation_fraction takes 0 (no validation split), got {self.validation_fraction}; the size of a "
+                "validation split is the split protocol's (random: 10 % of the set)"
+            )
         for flag in ("max_train_samples", "max_eval_samples"):
             if getattr(self, flag) is not None and getattr(self, flag) < 1:
                 raise ValueError(f"--{flag} must be at least 1, got {getattr(self, flag)}")

@@ -18,7 +18,7 @@ from ..audio import AudioDecodingError, load_audio, peak_normalize, window_start
 from ..embedding.runtime import LayerEmbedder, LoadedEncoder
 from ..modeling_audiocap import AudioEncoderForGenreClassification
 from ..modeling_encoders import num_layers
-from ..processing_audiocap import average_windows
+from ..processing_audiocap import AudioCapProcessor, average_windows
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,21 @@ def decode_dataset(
         logger.warning("%s: skipped %d of %d files that could not be decoded", desc, len(skipped), len(dataset))
         decoded = decoded.select([i for i, err in enumerate(errors) if not err])
     return decoded.remove_columns("decode_error").with_format("numpy"), skipped
+
+
+def decode_splits(
+    splits: dict[str, datasets.Dataset], processor: AudioCapProcessor, num_proc: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[dict[str, datasets.Dataset], list[dict[str, str]]]:
+    """Every split decoded as the processor reads audio (its rate and `normalize`; `decode_dataset`) and the skipped
+    files, each with its `split`; a split left without clips is refused (`require_clips`)."""
+    decoded, skipped = {}, []
+    for split, dataset in splits.items():
+        decoded[split], bad = decode_dataset(dataset, processor.sampling_rate, num_proc, desc=split,
+                                             normalize=processor.normalize, cache_dir=cache_dir)
+        skipped += [{**item, "split": split} for item in bad]
+    require_clips(decoded, skipped)
+    return decoded, skipped
 
 
 def require_clips(decoded: dict[str, datasets.Dataset], skipped: list[dict[str, str]]) -> None:

@@ -1,12 +1,14 @@
-"""Steps every training script shares: logging and seeding, the built-in set, resuming, unwrapping LoRA."""
+"""Steps every training script shares: logging and seeding, the built-in set, the splits (with or without
+validation), resuming, unwrapping LoRA."""
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import transformers
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.synthetic import generate_music_set
@@ -38,7 +40,7 @@ def load_splits(
 ) -> DatasetDict:
     """The run's splits through `loader` (`load_genre_dataset` / `load_caption_dataset`): the built-in set (its
     columns named by `builtin_columns`) or `--dataset_name` (its columns named by `columns`), then cut to
-    `--max_train_samples` / `--max_eval_samples`."""
+    `--max_train_samples` / `--max_eval_samples`. With `--validation_fraction 0` the validation clips join train."""
     if data_args.dataset_name == "builtin":
         path = str(builtin_set(data_args))
         splits = loader(path, split_protocol=data_args.split_protocol, seed=seed, **builtin_columns)
@@ -52,7 +54,42 @@ def load_splits(
             dataset_revision=data_args.dataset_revision,
             **columns,
         )
+    if data_args.validation_fraction == 0:
+        splits = without_validation(splits)
     return truncate_splits(splits, data_args.max_train_samples, data_args.max_eval_samples, seed)
+
+
+def without_validation(splits: DatasetDict) -> DatasetDict:
+    """`train` + `validation` as one `train`, and `test`: the same test clips as with a validation split."""
+    train = concatenate_datasets([splits["train"], splits["validation"]])
+    logger.info("No validation split (--validation_fraction 0): train / test = %d / %d clips", len(train), len(splits["test"]))
+    return DatasetDict({"train": train, "test": splits["test"]})
+
+
+def evaluate_without_validation(training_args: TrainingArguments, early_stopping_patience: int | None) -> None:
+    """Training arguments for a run without a validation split: no evaluation during training and no best-model
+    selection (the last epoch is the model); early stopping, which needs a validation split, is refused."""
+    if early_stopping_patience:
+        raise ValueError("--early_stopping_patience needs a validation split; --validation_fraction 0 has none")
+    changed = []
+    if IntervalStrategy(training_args.eval_strategy) != IntervalStrategy.NO:
+        changed.append(f"--eval_strategy {IntervalStrategy(training_args.eval_strategy).value} -> no")
+    if training_args.load_best_model_at_end:
+        changed.append("--load_best_model_at_end true -> false")
+    training_args.eval_strategy = IntervalStrategy.NO
+    training_args.do_eval = False
+    training_args.load_best_model_at_end = False
+    logger.warning(
+        "No validation split: no evaluation during training, no best-model selection or early stopping; the last "
+        "epoch is the model, evaluated on train and test%s", f" ({', '.join(changed)})" if changed else ""
+    )
+
+
+def seeded_sample(split: Dataset, limit: int | None, seed: int) -> Dataset:
+    """The first `limit` rows of a seeded shuffle of `split` (all of it without a limit or when it is smaller)."""
+    if limit is None or limit >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(limit))
 
 
 def truncate_splits(
@@ -64,10 +101,9 @@ def truncate_splits(
     out = {}
     for name, split in splits.items():
         limit = max_train_samples if name == "train" else max_eval_samples
-        if limit is not None and limit < len(split):
-            split = split.shuffle(seed=seed).select(range(limit))
+        out[name] = seeded_sample(split, limit, seed)
+        if len(out[name]) < len(split):
             logger.info("%s split cut to %d clips", name, limit)
-        out[name] = split
     return DatasetDict(out)
 
 
