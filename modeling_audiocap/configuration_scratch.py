@@ -13,7 +13,15 @@ the settings of the reference systems.
 - [`MelCNNConfig`] (`audiocap_melcnn`): a ResNet-18-style 2-D residual CNN on log-mel, 16 kHz.
 - [`CLDNNConfig`] (`audiocap_cldnn`): convolution over frequency, stacked LSTM and dense layers on log-mel, 16 kHz.
 - [`SpecLSTMConfig`] (`audiocap_speclstm`): the plain stacked LSTM on log-mel baseline, 16 kHz.
+- [`ConvAutoEncoderConfig`] (`audiocap_conv_autoencoder`): a convolutional auto-encoder of the log-mel whose latent
+  vector is the embedding; its reconstruction error is a training loss of its own (`auxiliary_loss`), 16 kHz.
+
+`MUSIC2VEC_PRESETS` holds the sizes of the six models of music2vec (Srinivasa & Hebbar, "music2vec: Generating
+Vector Embeddings for Genre-Classification Task", 2017: supervised genre classification on FMA-small), which
+`resolve_encoder` builds as `audiocap/music2vec-<model>`.
 """
+
+import math
 
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
@@ -156,9 +164,9 @@ class SoundNetConfig(ScratchEncoderConfig):
     Configuration of [`SoundNetModel`]: SoundNet-style strided 1-D convolutions on raw samples, optionally followed
     by a stacked LSTM over the last convolution's frames.
 
-    Each convolution is Conv1d(`conv_kernel[i]`, stride `conv_stride[i]`, padding `conv_kernel[i] // 2`) ->
-    BatchNorm -> ReLU -> MaxPool1d(`pool_size[i]`, ceil mode; 1: none). With the defaults one output frame covers
-    4096 samples (5.4 frames per second at 22.05 kHz).
+    Each convolution is Conv1d(`conv_kernel[i]`, stride `conv_stride[i]`, padding `conv_padding[i]`) -> BatchNorm ->
+    ReLU -> MaxPool1d(`pool_size[i]`, ceil mode; 1: none). With the defaults one output frame covers 4096 samples
+    (5.4 frames per second at 22.05 kHz).
 
     SoundNet's 8-layer network, without its class-prediction conv8:
     `SoundNetConfig(conv_dim=[16, 32, 64, 128, 256, 512, 1024], conv_kernel=[64, 32, 16, 8, 4, 4, 4],
@@ -167,6 +175,8 @@ class SoundNetConfig(ScratchEncoderConfig):
     Args:
         sampling_rate (`int`, defaults to 22050), hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
         conv_dim, conv_kernel, conv_stride, pool_size (`list[int]`): one entry per convolution.
+        conv_padding (`list[int]`, optional): zero padding of each convolution on each side; `None`: half its
+            kernel (`conv_kernel[i] // 2`).
         lstm_layers (`int`, defaults to 0): LSTM layers after the convolutions (0: none), each giving a hidden
             state of width `hidden_size`.
         lstm_bidirectional (`bool`): bidirectional LSTM layers (`hidden_size // 2` per direction).
@@ -181,6 +191,7 @@ class SoundNetConfig(ScratchEncoderConfig):
     conv_kernel: list[int] | tuple[int, ...] = (64, 32, 16, 8, 4)
     conv_stride: list[int] | tuple[int, ...] = (2, 2, 2, 2, 2)
     pool_size: list[int] | tuple[int, ...] = (8, 8, 1, 1, 2)
+    conv_padding: list[int] | tuple[int, ...] | None = None
     lstm_layers: int = 0
     lstm_bidirectional: bool = False
     lstm_dropout: float | int = 0.0
@@ -197,6 +208,13 @@ class SoundNetConfig(ScratchEncoderConfig):
                 "SoundNetConfig.num_hidden_layers follows from conv_dim and lstm_layers; set those instead"
             )
 
+    @property
+    def paddings(self) -> list[int]:
+        """Zero padding of each convolution on each side."""
+        if self.conv_padding is None:
+            return [kernel // 2 for kernel in self.conv_kernel]
+        return list(self.conv_padding)
+
     def validate_soundnet(self):
         """Part of `@strict` validation."""
         if not len(self.conv_dim) == len(self.conv_kernel) == len(self.conv_stride) == len(self.pool_size) > 0:
@@ -206,6 +224,10 @@ class SoundNetConfig(ScratchEncoderConfig):
                 f"{len(self.pool_size)}"
             )
         _check_positive(self, "conv_dim", "conv_kernel", "conv_stride", "pool_size")
+        if len(self.paddings) != len(self.conv_dim) or any(p < 0 for p in self.paddings):
+            raise ValueError(
+                f"conv_padding needs one entry >= 0 per convolution ({len(self.conv_dim)}), got {list(self.paddings)}"
+            )
         _check_lstm(self, self.lstm_layers)
 
 
@@ -265,10 +287,11 @@ class CLDNNConfig(ScratchLogMelConfig):
     Configuration of [`CLDNNModel`]: convolution over frequency, stacked LSTM, dense layers (CLDNN) on log-mel.
 
     Each convolution is Conv2d over (frequency, time) with kernel (`conv_freq_kernel[i]`, `conv_time_kernel[i]`),
-    "valid" over frequency and "same" over time -> BatchNorm -> ReLU -> MaxPool over frequency only
+    `conv_freq_padding` over frequency and "same" over time -> BatchNorm -> ReLU -> MaxPool over frequency only
     (`conv_freq_pool[i]`); the remaining (channels x frequency) features of each frame are projected linearly to
-    `hidden_size` (CLDNN's dimensionality-reduction layer), then go through the LSTM layers and the dense
-    (Linear -> ReLU) layers, all of width `hidden_size`. The frame rate is the spectrogram's (100 per second).
+    `hidden_size` (CLDNN's dimensionality-reduction layer; with `reduction_layer=False` they go to the LSTM as they
+    are), then go through the LSTM layers and the dense (Linear -> ReLU) layers, all of width `hidden_size`. The frame
+    rate is the spectrogram's (100 per second).
 
     The CLDNN paper's sizes (40 mels, 2 convolutions of 256 maps with 9x9 and 4x3 kernels, 2 LSTMP layers of 832
     cells projected to 512, a dense layer): `CLDNNConfig(n_mels=40, conv_channels=[256, 256], hidden_size=512,
@@ -279,6 +302,11 @@ class CLDNNConfig(ScratchLogMelConfig):
             [`ScratchLogMelConfig`]; hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
         conv_channels, conv_freq_kernel, conv_time_kernel (odd), conv_freq_pool (`list[int]`): one entry per
             convolution.
+        conv_freq_padding (`str`, defaults to `"valid"`): `"valid"` (no padding over frequency) or `"same"` (as
+            many bins out as in, before pooling).
+        reduction_layer (`bool`, defaults to `True`): project each frame's (channels x frequency) features linearly
+            to `hidden_size` before the LSTM; `False` feeds them to the LSTM unchanged (the first hidden state is then
+            those features, brought to `hidden_size` by a linear map of their own where the widths differ).
         num_lstm_layers (`int`, defaults to 2), num_dense_layers (`int`, defaults to 1).
         lstm_cells (`int`, optional): LSTM cells per direction; when larger than the output width, the LSTM
             projects down to it (LSTMP). `None`: as many as the output width.
@@ -293,6 +321,8 @@ class CLDNNConfig(ScratchLogMelConfig):
     conv_freq_kernel: list[int] | tuple[int, ...] = (9, 4)
     conv_time_kernel: list[int] | tuple[int, ...] = (9, 3)
     conv_freq_pool: list[int] | tuple[int, ...] = (3, 1)
+    conv_freq_padding: str = "valid"
+    reduction_layer: bool = True
     num_lstm_layers: int = 2
     num_dense_layers: int = 1
     lstm_cells: int | None = None
@@ -316,8 +346,13 @@ class CLDNNConfig(ScratchLogMelConfig):
         """Frequency bins left after the convolutions and their pooling."""
         bins = self.n_mels
         for kernel, pool in zip(self.conv_freq_kernel, self.conv_freq_pool, strict=True):
-            bins = (bins - kernel + 1) // pool
+            bins = (bins if self.conv_freq_padding == "same" else bins - kernel + 1) // pool
         return bins
+
+    @property
+    def conv_output_width(self) -> int:
+        """Features per frame after the convolutions: channels x remaining frequency bins."""
+        return self.conv_channels[-1] * self.conv_output_bins
 
     def validate_cldnn(self):
         """Part of `@strict` validation."""
@@ -331,6 +366,8 @@ class CLDNNConfig(ScratchLogMelConfig):
         _check_positive(self, "conv_channels", "conv_freq_kernel", "conv_time_kernel", "conv_freq_pool")
         if any(k % 2 == 0 for k in self.conv_time_kernel):
             raise ValueError(f"conv_time_kernel entries must be odd, got {list(self.conv_time_kernel)}")
+        if self.conv_freq_padding not in ("valid", "same"):
+            raise ValueError(f"conv_freq_padding must be 'valid' or 'same', got {self.conv_freq_padding!r}")
         if self.conv_output_bins < 1:
             raise ValueError(f"the convolutions leave no frequency bins of the {self.n_mels} mel bands")
         if self.num_dense_layers < 0:
@@ -344,8 +381,9 @@ class SpecLSTMConfig(ScratchLogMelConfig):
     Configuration of [`SpecLSTMModel`]: the plain stacked-LSTM-on-log-mel baseline.
 
     Each frame's (normalised) log-mel vector is projected linearly to `hidden_size` (the first hidden state), then
-    goes through `num_hidden_layers` LSTM layers of output width `hidden_size`. The frame rate is the
-    spectrogram's (100 per second).
+    goes through `num_hidden_layers` LSTM layers of output width `hidden_size`; with `input_projection=False` the LSTM
+    reads the log-mel frames themselves (the first hidden state is then the log-mel, brought to `hidden_size` by a
+    linear map used only for the hidden states). The frame rate is the spectrogram's (100 per second).
 
     A paper-size baseline: `SpecLSTMConfig(n_mels=128, n_fft=1024, hidden_size=256, num_hidden_layers=3)`.
 
@@ -353,12 +391,14 @@ class SpecLSTMConfig(ScratchLogMelConfig):
         sampling_rate (`int`, defaults to 16000), n_mels (`int`, defaults to 64) and the other log-mel fields: see
             [`ScratchLogMelConfig`]; hidden_size (`int`, defaults to 64): see [`ScratchEncoderConfig`].
         num_hidden_layers (`int`, defaults to 2): LSTM layers.
+        input_projection (`bool`, defaults to `True`): feed the LSTM a linear projection of each frame.
         lstm_cells, lstm_bidirectional, lstm_dropout: as in [`CLDNNConfig`].
     """
 
     model_type = "audiocap_speclstm"
 
     num_hidden_layers: int = 2
+    input_projection: bool = True
     lstm_cells: int | None = None
     lstm_bidirectional: bool = False
     lstm_dropout: float | int = 0.0
@@ -367,6 +407,81 @@ class SpecLSTMConfig(ScratchLogMelConfig):
         """Part of `@strict` validation."""
         _check_positive(self, "num_hidden_layers")
         _check_lstm(self, self.num_hidden_layers)
+
+
+@strict
+class ConvAutoEncoderConfig(ScratchLogMelConfig):
+    r"""
+    Configuration of [`ConvAutoEncoderModel`]: a convolutional auto-encoder of a segment's log-mel whose latent vector
+    is the embedding, trained jointly with the classifier on top of it (music2vec's joint auto-encoder).
+
+    Encoder: the log-mel `(n_mels, num_frames)`, then per block Conv2d(`conv_kernel_size`, "same") -> BatchNorm ->
+    ReLU -> MaxPool2d(`pool_size[i]`, over frequency and time alike; 1: none), flattened, then Linear -> ReLU to the
+    latent vector of width `hidden_size`. Decoder, its mirror image: Linear -> ReLU back to the last block's shape,
+    then per block in reverse order nearest-neighbour upsampling by `pool_size[i]` -> Conv2d to the block's input
+    channels (-> BatchNorm -> ReLU, except for the last, which outputs the log-mel). The model's `auxiliary_loss` is
+    `reconstruction_loss_weight` x the mean squared error per time-frequency bin between the reconstruction and its
+    input; the genre classifier adds it to its cross-entropy.
+
+    One latent vector (one frame) per segment: a segment has at most `num_frames` spectrogram frames, i.e. at most
+    `num_frames * hop_length - 1` samples (longer inputs are refused: cut them into windows first, the genre model's
+    `window_seconds`); shorter segments are padded at the end to `num_frames` frames with 0, the mel bands' mean
+    after the input normalisation. With the defaults a segment is 0.96 s at 16 kHz.
+
+    Args:
+        sampling_rate (`int`, defaults to 16000), n_mels (`int`, defaults to 64) and the other log-mel fields: see
+            [`ScratchLogMelConfig`]; hidden_size (`int`, defaults to 64): the latent width.
+        num_frames (`int`, defaults to 96): spectrogram frames of a segment. `n_mels` and `num_frames` must be
+            multiples of the product of `pool_size`, so that the decoder comes back to the input's shape.
+        conv_channels (`list[int]`): channels of each block.
+        conv_kernel_size (`int`, defaults to 3): kernel of every convolution (odd).
+        pool_size (`list[int]`): max-pooling of each block.
+        reconstruction_loss_weight (`float`, defaults to 1.0): weight of the reconstruction error in
+            `auxiliary_loss`.
+    """
+
+    model_type = "audiocap_conv_autoencoder"
+
+    num_frames: int = 96
+    conv_channels: list[int] | tuple[int, ...] = (8, 16)
+    conv_kernel_size: int = 3
+    pool_size: list[int] | tuple[int, ...] = (4, 4)
+    reconstruction_loss_weight: float | int = 1.0
+
+    @property
+    def num_hidden_layers(self) -> int:
+        """Convolution blocks (the latent vector is the last hidden state)."""
+        return len(self.conv_channels)
+
+    @num_hidden_layers.setter
+    def num_hidden_layers(self, value: int) -> None:
+        if value != self.num_hidden_layers:
+            raise AttributeError("ConvAutoEncoderConfig.num_hidden_layers follows from conv_channels; set that instead")
+
+    @property
+    def bottleneck_shape(self) -> tuple[int, int, int]:
+        """(channels, frequency bins, frames) of the last block's output, flattened into the latent layer."""
+        reduction = math.prod(self.pool_size)
+        return self.conv_channels[-1], self.n_mels // reduction, self.num_frames // reduction
+
+    def validate_conv_autoencoder(self):
+        """Part of `@strict` validation."""
+        if len(self.conv_channels) != len(self.pool_size) or not self.conv_channels:
+            raise ValueError(
+                "conv_channels and pool_size need one entry per block, got "
+                f"{list(self.conv_channels)} and {list(self.pool_size)}"
+            )
+        _check_positive(self, "num_frames", "conv_channels", "conv_kernel_size", "pool_size")
+        if self.conv_kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel_size must be odd, got {self.conv_kernel_size}")
+        reduction = math.prod(self.pool_size)
+        if self.n_mels % reduction or self.num_frames % reduction:
+            raise ValueError(
+                f"n_mels ({self.n_mels}) and num_frames ({self.num_frames}) must be multiples of the product of "
+                f"pool_size {list(self.pool_size)}"
+            )
+        if self.reconstruction_loss_weight < 0:
+            raise ValueError(f"reconstruction_loss_weight must be >= 0, got {self.reconstruction_loss_weight}")
 
 
 def _check_lstm(config, layers: int) -> None:
@@ -385,11 +500,107 @@ def _check_lstm(config, layers: int) -> None:
 
 
 SCRATCH_CONFIG_CLASSES: dict[str, type[ScratchEncoderConfig]] = {
-    cls.model_type: cls for cls in (SampleCNNConfig, SoundNetConfig, MelCNNConfig, CLDNNConfig, SpecLSTMConfig)
+    cls.model_type: cls
+    for cls in (SampleCNNConfig, SoundNetConfig, MelCNNConfig, CLDNNConfig, SpecLSTMConfig, ConvAutoEncoderConfig)
+}
+
+# music2vec (Srinivasa & Hebbar 2017), supervised genre classification on FMA-small. The paper's own FC layers
+# after each encoder are the genre head's settings (configs/paper-music2vec-*-fma.yaml); where the paper is silent,
+# the choice is said.
+#
+# Spectrogram models: 3 s segments at 44.1 kHz, 120 mel bands x 300 frames. The paper gives neither the FFT size
+# nor the hop: n_fft 2048 (librosa's default) and a hop of 442 samples (10.02 ms), with which the centred STFT of a
+# 3 s segment has 132300 // 442 + 1 = 300 frames (a hop of 441 would give 301). Each mel band is BatchNorm'd (the
+# paper does not say how it scaled its spectrograms).
+_MUSIC2VEC_LOG_MEL = {"sampling_rate": 44100, "n_mels": 120, "n_fft": 2048, "win_length": 2048, "hop_length": 442}
+# SoundNet models: 3.75 s segments at 8 kHz, 30000 samples. The paper keeps SoundNet's 8-layer network (Aytar et
+# al. 2016: 16, 32, 64, 128, 256, 512, 1024 channels; kernels 64, 32, 16, 8, 4, 4, 4) with "minor changes in filter
+# size", stride 8 in the first two convolutions and the last block cut to two convolutions, and reports a 6 x 1024
+# output (15 x 512 without the last convolution), but not its other kernels, strides, paddings or pools. Ours give
+# exactly those shapes: no padding (Keras' "valid"), strides 8, 8, 1, 1, 1, 2, 2, pools 2 and 2 after the first
+# two convolutions and 3 after the fifth, and the third convolution's kernel 8 instead of 16:
+# 30000 -> 3743 -> 1872 -> 231 -> 116 -> 109 -> 102 -> 99 -> 33 -> 15 (x 512) -> 6 (x 1024) frames.
+_MUSIC2VEC_SOUNDNET_LAYERS = {
+    "conv_dim": [16, 32, 64, 128, 256, 512, 1024],
+    "conv_kernel": [64, 32, 8, 8, 4, 4, 4],
+    "conv_stride": [8, 8, 1, 1, 1, 2, 2],
+    "pool_size": [2, 2, 1, 1, 3, 1, 1],
+    "conv_padding": [0, 0, 0, 0, 0, 0, 0],
+}
+# The deeper SoundNet: each stride-8 convolution becomes three stride-2 convolutions, which keeps the 15 x 512 output.
+# Their kernels (8) and channels (those of the convolution they replace) are not given in the paper:
+# 30000 -> 14997 -> 7495 -> 3744 -> 1872 -> 933 -> 463 -> 228 -> 114 -> 107 -> 100 -> 97 -> 33 -> 15 frames.
+_MUSIC2VEC_SOUNDNET_DEEP_LAYERS = {
+    "conv_dim": [16, 16, 16, 32, 32, 32, 64, 128, 256, 512],
+    "conv_kernel": [8, 8, 8, 8, 8, 8, 8, 8, 4, 4],
+    "conv_stride": [2, 2, 2, 2, 2, 2, 1, 1, 1, 2],
+    "pool_size": [1, 1, 2, 1, 1, 2, 1, 1, 3, 1],
+    "conv_padding": [0] * 10,
+}
+
+# Short name (`audiocap/<name>`) -> (config class, the paper's sizes).
+MUSIC2VEC_PRESETS: dict[str, tuple[type[ScratchEncoderConfig], dict]] = {
+    # Baseline: the 120-band log-mel frames straight into one LSTM of 256 cells.
+    "music2vec-lstm": (
+        SpecLSTMConfig, {**_MUSIC2VEC_LOG_MEL, "input_projection": False, "num_hidden_layers": 1, "hidden_size": 256}
+    ),
+    # CLDNN: 3 convolutions with [2, 1] kernels (frequency only, "same" padding: 120 -> 120 bins) and 2 max-pools
+    # over frequency (120 -> 60 -> 30), 4 maps at the end: (300, 30, 4) reshaped to (300, 120) with no reduction
+    # layer, then 2 stacked LSTMs of 120. The paper gives only the last convolution's 4 maps (we use 4 in all three)
+    # and not the order of convolutions and pools (we pool after the first two).
+    "music2vec-cldnn": (
+        CLDNNConfig,
+        {
+            **_MUSIC2VEC_LOG_MEL,
+            "conv_channels": [4, 4, 4],
+            "conv_freq_kernel": [2, 2, 2],
+            "conv_time_kernel": [1, 1, 1],
+            "conv_freq_pool": [2, 2, 1],
+            "conv_freq_padding": "same",
+            "reduction_layer": False,
+            "num_lstm_layers": 2,
+            "num_dense_layers": 0,
+            "hidden_size": 120,
+        },
+    ),
+    # Joint auto-encoder: 4 conv + max-pool layers to (10, 25) x 128, a dense latent of 250, a mirrored decoder and a
+    # per-pixel MSE. (120, 300) -> (10, 25) is a factor 12 on both axes, which four pools of at least 2 cannot give
+    # (their product is at least 16): we pool by 2, 2 and 3 and leave the fourth block unpooled. The paper gives only
+    # the last block's 128 filters: 16, 32, 64, 128 (3 x 3 kernels) here.
+    "music2vec-autoencoder": (
+        ConvAutoEncoderConfig,
+        {
+            **_MUSIC2VEC_LOG_MEL,
+            "num_frames": 300,
+            "conv_channels": [16, 32, 64, 128],
+            "conv_kernel_size": 3,
+            "pool_size": [2, 2, 3, 1],
+            "hidden_size": 250,
+        },
+    ),
+    # SoundNet + DNN: the 6 x 1024 block.
+    "music2vec-soundnet": (SoundNetConfig, {"sampling_rate": 8000, **_MUSIC2VEC_SOUNDNET_LAYERS, "hidden_size": 1024}),
+    # SoundNet + stacked LSTM: the last convolution removed (15 x 512), then 2 LSTM layers of 256.
+    "music2vec-soundnet-lstm": (
+        SoundNetConfig,
+        {
+            "sampling_rate": 8000,
+            **{field: per_layer[:-1] for field, per_layer in _MUSIC2VEC_SOUNDNET_LAYERS.items()},
+            "lstm_layers": 2,
+            "hidden_size": 256,
+        },
+    ),
+    # Deeper SoundNet + stacked LSTM: three stride-2 convolutions for each stride-8 one, 15 x 512, 2 LSTMs of 256.
+    "music2vec-soundnet-deep": (
+        SoundNetConfig,
+        {"sampling_rate": 8000, **_MUSIC2VEC_SOUNDNET_DEEP_LAYERS, "lstm_layers": 2, "hidden_size": 256},
+    ),
 }
 
 __all__ = [
     "CLDNNConfig",
+    "ConvAutoEncoderConfig",
+    "MUSIC2VEC_PRESETS",
     "MelCNNConfig",
     "SCRATCH_CONFIG_CLASSES",
     "SampleCNNConfig",

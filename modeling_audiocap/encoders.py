@@ -7,8 +7,8 @@ checkpoints give their audio tower / encoder only.
 
 Short names build one of audiocap's from-scratch encoders, randomly initialised, with its default (small) config
 or with `config_overrides`: `resolve_encoder("audiocap/samplecnn")`, `resolve_encoder("audiocap/melcnn",
-config_overrides={"stage_channels": [64, 128, 256, 512], "hidden_size": 512})` (see `SCRATCH_ENCODER_NAMES`). A
-directory where a trained one was saved (`model.save_pretrained(dir)`) loads like any other checkpoint.
+config_overrides={"stage_channels": [64, 128, 256, 512], "hidden_size": 512})`. The music2vec models are built at
+the paper's sizes: `resolve_encoder("audiocap/music2vec-cldnn")` (see `SCRATCH_ENCODER_NAMES`). A directory where a trained one was saved (`model.save_pretrained(dir)`) loads like any other checkpoint.
 """
 
 import json
@@ -32,6 +32,7 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.models.clap.modeling_clap import ClapAudioModelWithProjection
 
 from .configuration_scratch import (
+    MUSIC2VEC_PRESETS,
     CLDNNConfig,
     MelCNNConfig,
     SampleCNNConfig,
@@ -44,14 +45,22 @@ from .modeling_scratch import SCRATCH_MODEL_CLASSES
 
 MERT_MODEL_TYPES = ("mert_model", "mert")
 
-# Short names of audiocap's from-scratch encoders -> their config factory (keyword overrides of the defaults).
+
+def _preset(config_class: type[PretrainedConfig], settings: dict) -> Callable[..., PretrainedConfig]:
+    """A config factory: `config_class` with `settings` in place of its defaults, then the caller's overrides."""
+    return lambda **overrides: config_class(**{**settings, **overrides})
+
+
+# Short names of audiocap's from-scratch encoders -> their config factory (keyword overrides of the defaults): the
+# small defaults, and the music2vec models at the paper's sizes (`MUSIC2VEC_PRESETS`).
 SCRATCH_ENCODER_NAMES: dict[str, Callable[..., PretrainedConfig]] = {
     "audiocap/samplecnn": SampleCNNConfig,
     "audiocap/melcnn": MelCNNConfig,
     "audiocap/cldnn": CLDNNConfig,
     "audiocap/soundnet": SoundNetConfig,
-    "audiocap/soundnet-lstm": lambda **overrides: SoundNetConfig(**{"lstm_layers": 2, **overrides}),
+    "audiocap/soundnet-lstm": _preset(SoundNetConfig, {"lstm_layers": 2}),
     "audiocap/speclstm": SpecLSTMConfig,
+    **{f"audiocap/{name}": _preset(cls, sizes) for name, (cls, sizes) in MUSIC2VEC_PRESETS.items()},
 }
 
 

@@ -1,5 +1,6 @@
-"""audiocap's from-scratch music encoders: SampleCNN (CLMR), SoundNet, a ResNet-style mel CNN, CLDNN and a
-spectrogram LSTM, as `PreTrainedModel`s that plug into the genre classifier and the captioner.
+"""audiocap's from-scratch music encoders: SampleCNN (CLMR), SoundNet, a ResNet-style mel CNN, CLDNN, a
+spectrogram LSTM and a convolutional auto-encoder, as `PreTrainedModel`s that plug into the genre classifier and the
+captioner.
 
 Every model reads the raw waveform `input_values` `(batch, samples)` at `config.sampling_rate` (the spectrogram
 models compute their log-mel inside the model) and returns a `BaseModelOutput` whose `hidden_states` (when
@@ -7,15 +8,20 @@ models compute their log-mel inside the model) and returns a `BaseModelOutput` w
 `(batch, frames, config.hidden_size)`, so that audiocap's layer weighting applies:
 
 - hidden state 0 is the front end's output (the stem convolution, the first strided convolution, the CLDNN
-  dimensionality-reduction layer, the spectrogram LSTM's input projection); then one per block (convolution block,
-  residual block, LSTM layer, dense layer); `last_hidden_state` is the last of them.
+  dimensionality-reduction layer, the spectrogram LSTM's input projection, the auto-encoder's first block); then one
+  per block (convolution block, residual block, LSTM layer, dense layer, the auto-encoder's latent vector);
+  `last_hidden_state` is the last of them.
 - Width: a block whose channel count differs from `hidden_size` is brought to it by its own `nn.Linear` applied to
   each frame (identity where the widths agree, which is every block with the default configs).
-- Frequency (2-D CNNs): the mel CNN averages each block's output over its remaining frequency bins; CLDNN flattens
-  channels x frequency and projects them linearly (its dimensionality-reduction layer).
-- Time: blocks that pool over time (SampleCNN, SoundNet, mel CNN) are brought to the last block's frame count by
-  adaptive average pooling over time (each output frame is the mean of the proportional span of the block's frames),
-  so every hidden state has the output frame rate; the LSTM and dense layers never change the frame count.
+- Frequency (2-D CNNs): the mel CNN and the auto-encoder average each block's output over its remaining frequency
+  bins; CLDNN flattens channels x frequency and projects them linearly (its dimensionality-reduction layer).
+- Time: blocks that pool over time (SampleCNN, SoundNet, mel CNN, auto-encoder) are brought to the last block's frame
+  count by adaptive average pooling over time (each output frame is the mean of the proportional span of the block's
+  frames), so every hidden state has the output frame rate; the LSTM and dense layers never change the frame count.
+  The auto-encoder's latent vector is one frame per segment.
+
+The auto-encoder's output also carries its reconstruction and `auxiliary_loss`, a training loss of the encoder's own
+that the genre classifier adds to its cross-entropy.
 
 `attention_mask` `(batch, samples)` is accepted by every model; the LSTM layers use it (packed sequences, so padding
 never reaches a valid frame through them), the convolutions do not. `_get_feature_vector_attention_mask` maps it
@@ -23,6 +29,8 @@ proportionally onto frames: frame t of T over N samples is valid when it starts 
 """
 
 import contextlib
+import math
+from dataclasses import dataclass
 
 import torch
 import torchaudio
@@ -34,6 +42,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_scratch import (
     CLDNNConfig,
+    ConvAutoEncoderConfig,
     MelCNNConfig,
     SampleCNNConfig,
     ScratchEncoderConfig,
@@ -44,13 +53,14 @@ from .configuration_scratch import (
 
 
 class LogMelFrontEnd(nn.Module):
-    """Waveform `(B, N)` -> log-mel in dB `(B, n_mels, N // hop_length + 1)`, optionally BatchNorm'd per mel band.
+    """Waveform `(B, N)` -> log-mel in dB `(B, n_mels, N // hop_length + 1)`, optionally BatchNorm'd per mel band
+    (`learnable_norm=False`: standardised only, with no learned scale and shift).
 
     The mel spectrogram is always computed in float32 (its window and filterbank are the module's buffers); clips
     shorter than `n_fft // 2 + 1` samples are right-padded with zeros to that length.
     """
 
-    def __init__(self, config: ScratchLogMelConfig):
+    def __init__(self, config: ScratchLogMelConfig, learnable_norm: bool = True):
         super().__init__()
         # from_pretrained builds models on the meta device, where torchaudio's filterbank construction mixes devices;
         # the window and filterbank (persistent buffers) are then built on the CPU and overwritten by the checkpoint.
@@ -70,7 +80,7 @@ class LogMelFrontEnd(nn.Module):
             )
         # Per element (top_db=None): a clip's features never depend on the other clips of its batch.
         self.amplitude_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
-        self.norm = nn.BatchNorm1d(config.n_mels) if config.input_batch_norm else nn.Identity()
+        self.norm = nn.BatchNorm1d(config.n_mels, affine=learnable_norm) if config.input_batch_norm else nn.Identity()
 
     def forward(self, waveform: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         waveform = waveform.float()
@@ -92,6 +102,35 @@ class ConvBlock1d(nn.Sequential):
         ]
         if pool > 1:
             layers.append(nn.MaxPool1d(pool, ceil_mode=True))
+        super().__init__(*layers)
+
+
+class ConvBlock2d(nn.Sequential):
+    """Conv2d (no bias) -> BatchNorm -> ReLU (-> MaxPool2d(`pool`), `pool` over (frequency, time), unless (1, 1)).
+
+    `padding`: zeros on each side, per axis, or `"same"` (as many bins and frames out as in; an even kernel gets its
+    extra zero at the end, as `nn.Conv2d(padding="same")` pads, without the copy torch makes for that).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: tuple[int, int],
+        padding: str | tuple[int, int],
+        pool: tuple[int, int],
+    ):
+        layers = []
+        if padding == "same":
+            layers.append(nn.ZeroPad2d([p for k in reversed(kernel_size) for p in ((k - 1) // 2, k // 2)]))
+            padding = (0, 0)
+        layers += [
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+        ]
+        if tuple(pool) != (1, 1):
+            layers.append(nn.MaxPool2d(pool))
         super().__init__(*layers)
 
 
@@ -239,13 +278,21 @@ class ScratchEncoderPreTrainedModel(PreTrainedModel):
         indices = range(len(states)) if keep_all else [len(states) - 1]
         return [self._to_frames(states[i], self.projections[i], frames) for i in indices]
 
-    def _output(self, hidden_states: list[torch.Tensor], output_hidden_states: bool, return_dict: bool | None):
+    def _output(
+        self,
+        hidden_states: list[torch.Tensor],
+        output_hidden_states: bool,
+        return_dict: bool | None,
+        output_class: type[BaseModelOutput] = BaseModelOutput,
+        **fields: torch.Tensor,
+    ):
+        """The model's output: `output_class` (`fields` beside the hidden states), or a tuple of its values."""
         last = hidden_states[-1]
         all_states = tuple(hidden_states) if output_hidden_states else None
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if not return_dict:
-            return tuple(v for v in (last, all_states) if v is not None)
-        return BaseModelOutput(last_hidden_state=last, hidden_states=all_states)
+            return tuple(v for v in (last, all_states, *fields.values()) if v is not None)
+        return output_class(last_hidden_state=last, hidden_states=all_states, **fields)
 
     def _wants_hidden_states(self, output_hidden_states: bool | None) -> bool:
         return output_hidden_states if output_hidden_states is not None else bool(self.config.output_hidden_states)
@@ -305,9 +352,10 @@ class SoundNetModel(ScratchEncoderPreTrainedModel):
         super().__init__(config)
         in_channels = [1, *config.conv_dim[:-1]]
         self.convs = nn.ModuleList(
-            ConvBlock1d(cin, cout, kernel, stride, kernel // 2, pool)
-            for cin, cout, kernel, stride, pool in zip(
-                in_channels, config.conv_dim, config.conv_kernel, config.conv_stride, config.pool_size, strict=True
+            ConvBlock1d(cin, cout, kernel, stride, padding, pool)
+            for cin, cout, kernel, stride, padding, pool in zip(
+                in_channels, config.conv_dim, config.conv_kernel, config.conv_stride, config.paddings, config.pool_size,
+                strict=True,
             )
         )
         self.projections = _width_projections(list(config.conv_dim), config.hidden_size)
@@ -404,24 +452,23 @@ class CLDNNModel(ScratchEncoderPreTrainedModel):
     def __init__(self, config: CLDNNConfig):
         super().__init__(config)
         self.front_end = LogMelFrontEnd(config)
-        convs, in_channels = [], 1
-        for channels, freq_kernel, time_kernel, freq_pool in zip(
-            config.conv_channels, config.conv_freq_kernel, config.conv_time_kernel, config.conv_freq_pool, strict=True
-        ):
-            layers = [
-                nn.Conv2d(in_channels, channels, (freq_kernel, time_kernel), padding=(0, time_kernel // 2), bias=False),
-                nn.BatchNorm2d(channels),
-                nn.ReLU(),
-            ]
-            if freq_pool > 1:
-                layers.append(nn.MaxPool2d((freq_pool, 1)))
-            convs.append(nn.Sequential(*layers))
-            in_channels = channels
-        self.convs = nn.ModuleList(convs)
-        self.reduction = nn.Linear(in_channels * config.conv_output_bins, config.hidden_size)
+        in_channels = [1, *config.conv_channels[:-1]]
+        self.convs = nn.ModuleList(
+            ConvBlock2d(
+                cin, cout, (freq_kernel, time_kernel),
+                "same" if config.conv_freq_padding == "same" else (0, time_kernel // 2), (freq_pool, 1),
+            )
+            for cin, cout, freq_kernel, time_kernel, freq_pool in zip(
+                in_channels, config.conv_channels, config.conv_freq_kernel, config.conv_time_kernel,
+                config.conv_freq_pool, strict=True,
+            )
+        )
+        lstm_width = config.hidden_size if config.reduction_layer else config.conv_output_width
+        self.reduction = nn.Linear(config.conv_output_width, lstm_width) if config.reduction_layer else nn.Identity()
+        self.projections = _width_projections([lstm_width], config.hidden_size)
         self.lstm = LSTMStack(
-            config.hidden_size, config.hidden_size, config.num_lstm_layers, config.lstm_bidirectional,
-            config.lstm_cells, config.lstm_dropout,
+            lstm_width, config.hidden_size, config.num_lstm_layers, config.lstm_bidirectional, config.lstm_cells,
+            config.lstm_dropout,
         )
         self.dense = nn.ModuleList(
             nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.ReLU())
@@ -441,8 +488,8 @@ class CLDNNModel(ScratchEncoderPreTrainedModel):
         for conv in self.convs:
             x = conv(x)
         frames = x.shape[-1]
-        x = self.reduction(x.permute(0, 3, 1, 2).flatten(2))  # (B, T, channels * bins) -> (B, T, hidden)
-        hidden = [x, *self.lstm(x, self._frame_lengths(frames, attention_mask))]
+        x = self.reduction(x.permute(0, 3, 1, 2).flatten(2))  # (B, T, channels * bins) -> (B, T, LSTM input width)
+        hidden = [self.projections[0](x), *self.lstm(x, self._frame_lengths(frames, attention_mask))]
         x = hidden[-1]
         for dense in self.dense:
             x = dense(x)
@@ -461,10 +508,12 @@ class SpecLSTMModel(ScratchEncoderPreTrainedModel):
     def __init__(self, config: SpecLSTMConfig):
         super().__init__(config)
         self.front_end = LogMelFrontEnd(config)
-        self.input_projection = nn.Linear(config.n_mels, config.hidden_size)
+        lstm_width = config.hidden_size if config.input_projection else config.n_mels
+        self.input_projection = nn.Linear(config.n_mels, lstm_width) if config.input_projection else nn.Identity()
+        self.projections = _width_projections([lstm_width], config.hidden_size)
         self.lstm = LSTMStack(
-            config.hidden_size, config.hidden_size, config.num_hidden_layers, config.lstm_bidirectional,
-            config.lstm_cells, config.lstm_dropout,
+            lstm_width, config.hidden_size, config.num_hidden_layers, config.lstm_bidirectional, config.lstm_cells,
+            config.lstm_dropout,
         )
         self.post_init()
 
@@ -477,20 +526,109 @@ class SpecLSTMModel(ScratchEncoderPreTrainedModel):
         **kwargs,
     ) -> BaseModelOutput | tuple:
         spectrogram = self.front_end(self._waveform(input_values), self.dtype)  # (B, n_mels, T)
-        x = self.input_projection(spectrogram.transpose(1, 2))
-        hidden = [x, *self.lstm(x, self._frame_lengths(x.shape[1], attention_mask))]
+        x = self.input_projection(spectrogram.transpose(1, 2))  # (B, T, LSTM input width)
+        hidden = [self.projections[0](x), *self.lstm(x, self._frame_lengths(x.shape[1], attention_mask))]
         keep_all = self._wants_hidden_states(output_hidden_states)
         return self._output(hidden if keep_all else hidden[-1:], keep_all, return_dict)
+
+
+@dataclass
+class AutoEncoderOutput(BaseModelOutput):
+    """[`ConvAutoEncoderModel`]'s output: the hidden states, plus
+
+    Args:
+        reconstruction (`torch.FloatTensor` of shape `(B, n_mels, num_frames)`): the decoded log-mel.
+        auxiliary_loss (`torch.FloatTensor`, scalar): `reconstruction_loss_weight` x the mean squared error per
+            time-frequency bin between `reconstruction` and the (normalised, padded) log-mel the model read; a loss of
+            the encoder's own, which the genre classifier adds to its cross-entropy.
+    """
+
+    reconstruction: torch.FloatTensor | None = None
+    auxiliary_loss: torch.FloatTensor | None = None
+
+
+class ConvAutoEncoderModel(ScratchEncoderPreTrainedModel):
+    """A convolutional auto-encoder of a segment's log-mel (computed inside the model), music2vec's joint
+    auto-encoder: convolution blocks, a dense latent vector (the embedding, one frame per segment), and a mirrored
+    decoder whose reconstruction error is the output's `auxiliary_loss` (see [`ConvAutoEncoderConfig`]).
+
+    Inputs: `input_values` `(B, N)` at `config.sampling_rate`, at most `num_frames` spectrogram frames (shorter
+    segments are padded), `attention_mask` `(B, N)` (accepted; only the frame mask depends on it). Hidden states, all
+    `(B, 1, hidden_size)`: each block (averaged over frequency and time, brought to `hidden_size`), then the latent.
+    """
+
+    config_class = ConvAutoEncoderConfig
+
+    def __init__(self, config: ConvAutoEncoderConfig):
+        super().__init__(config)
+        # The reconstruction target is the normalised log-mel: a learned scale on it could shrink the loss to nothing.
+        self.front_end = LogMelFrontEnd(config, learnable_norm=False)
+        kernel, channels = config.conv_kernel_size, list(config.conv_channels)
+        in_channels = [1, *channels[:-1]]
+        self.convs = nn.ModuleList(
+            ConvBlock2d(cin, cout, (kernel, kernel), (kernel // 2, kernel // 2), (pool, pool))
+            for cin, cout, pool in zip(in_channels, channels, config.pool_size, strict=True)
+        )
+        bottleneck = math.prod(config.bottleneck_shape)
+        self.latent = nn.Sequential(nn.Flatten(), nn.Linear(bottleneck, config.hidden_size), nn.ReLU())
+        decoder = [nn.Linear(config.hidden_size, bottleneck), nn.ReLU(), nn.Unflatten(1, config.bottleneck_shape)]
+        for i in reversed(range(len(channels))):  # block i undone: upsample by its pool, convolve back to its input
+            pool, output = config.pool_size[i], i == 0
+            if pool > 1:
+                decoder.append(nn.Upsample(scale_factor=pool))
+            decoder.append(nn.Conv2d(channels[i], in_channels[i], kernel, padding=kernel // 2, bias=output))
+            if not output:
+                decoder += [nn.BatchNorm2d(in_channels[i]), nn.ReLU()]
+        self.decoder = nn.Sequential(*decoder)
+        self.projections = _width_projections([*channels, config.hidden_size], config.hidden_size)
+        self.post_init()
+
+    def _segment(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """`(B, n_mels, T)` -> `(B, n_mels, num_frames)`, padded at the end with 0; longer inputs are refused."""
+        frames, expected = spectrogram.shape[-1], self.config.num_frames
+        if frames > expected:
+            raise ValueError(
+                f"{type(self).__name__} reads segments of at most {expected} spectrogram frames "
+                f"({expected * self.config.hop_length - 1} samples at {self.config.sampling_rate} Hz), got {frames}: "
+                "cut longer inputs into windows (the genre model's window_seconds, --max_length_seconds)"
+            )
+        return F.pad(spectrogram, (0, expected - frames))
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AutoEncoderOutput | tuple:
+        spectrogram = self._segment(self.front_end(self._waveform(input_values), self.dtype))  # (B, n_mels, frames)
+        x = spectrogram[:, None]
+        states = []
+        for conv in self.convs:
+            x = conv(x)
+            states.append(x.mean(dim=2))  # (B, C_i, T_i): averaged over frequency
+        latent = self.latent(x)  # (B, channels * bins * frames) -> (B, hidden_size)
+        reconstruction = self.decoder(latent)[:, 0]  # (B, n_mels, num_frames)
+        error = F.mse_loss(reconstruction.float(), spectrogram.detach().float())
+        keep_all = self._wants_hidden_states(output_hidden_states)
+        hidden = self._projected_frames([*states, latent[:, :, None]], keep_all)
+        return self._output(
+            hidden, keep_all, return_dict, AutoEncoderOutput, reconstruction=reconstruction,
+            auxiliary_loss=self.config.reconstruction_loss_weight * error,
+        )
 
 
 # model_type -> model class, for `build_encoder` (which must work without the Auto registration, under remote code).
 SCRATCH_MODEL_CLASSES: dict[str, type[ScratchEncoderPreTrainedModel]] = {
     model.config_class.model_type: model
-    for model in (SampleCNNModel, SoundNetModel, MelCNNModel, CLDNNModel, SpecLSTMModel)
+    for model in (SampleCNNModel, SoundNetModel, MelCNNModel, CLDNNModel, SpecLSTMModel, ConvAutoEncoderModel)
 }
 
 __all__ = [
+    "AutoEncoderOutput",
     "CLDNNModel",
+    "ConvAutoEncoderModel",
     "MelCNNModel",
     "SCRATCH_MODEL_CLASSES",
     "SampleCNNModel",

@@ -254,7 +254,7 @@ def load_script():
     return module
 
 
-@pytest.mark.parametrize("name", ["demo-contrastive", "clmr-gtzan", "music2vec-fma"])
+@pytest.mark.parametrize("name", ["demo-contrastive", "clmr-gtzan", "samplecnn-contrastive-fma"])
 def test_configs_parse(name):
     script = load_script()
     args, data = parse_with_config(
@@ -264,7 +264,7 @@ def test_configs_parse(name):
     if name == "clmr-gtzan":
         assert args.crop_samples == 59049 and data.split_protocol == "filtered" and data.max_length_seconds == 5.0
         assert args.config_overrides()["sampling_rate"] == 22050
-    if name == "music2vec-fma":
+    if name == "samplecnn-contrastive-fma":
         assert data.max_length_seconds == 3.0 and args.probe_overlap == 0.5 and data.dataset_config_name == "small"
 
 
