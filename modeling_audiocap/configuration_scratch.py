@@ -22,6 +22,8 @@ Vector Embeddings for Genre-Classification Task", 2017: supervised genre classif
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
@@ -42,6 +44,17 @@ def _check_positive(config, *names: str) -> None:
         values = [value] if isinstance(value, (int, float)) else list(value)
         if any(v <= 0 for v in values):
             raise ValueError(f"{type(config).__name__}: {name} must be positive, got {value}")
+
+
+def _derived_layer_count(count: Callable[[Any], int], fields: str) -> property:
+    """A `num_hidden_layers` that follows from other fields (`count(config)`): `PretrainedConfig` may set it to that
+    value (from a saved config, say); any other value is refused, naming the `fields` to set instead."""
+
+    def refuse_other_values(config, value: int) -> None:
+        if value != count(config):
+            raise AttributeError(f"{type(config).__name__}.num_hidden_layers follows from {fields}; set those instead")
+
+    return property(count, refuse_other_values)
 
 
 @strict
@@ -196,17 +209,10 @@ class SoundNetConfig(ScratchEncoderConfig):
     lstm_bidirectional: bool = False
     lstm_dropout: float | int = 0.0
 
-    @property
-    def num_hidden_layers(self) -> int:
-        """Hidden states beyond the first convolution's: the other convolutions, then the LSTM layers."""
-        return len(self.conv_dim) - 1 + self.lstm_layers
-
-    @num_hidden_layers.setter
-    def num_hidden_layers(self, value: int) -> None:
-        if value != self.num_hidden_layers:
-            raise AttributeError(
-                "SoundNetConfig.num_hidden_layers follows from conv_dim and lstm_layers; set those instead"
-            )
+    # Hidden states beyond the first convolution's: the other convolutions, then the LSTM layers.
+    num_hidden_layers = _derived_layer_count(
+        lambda self: len(self.conv_dim) - 1 + self.lstm_layers, "conv_dim and lstm_layers"
+    )
 
     @property
     def paddings(self) -> list[int]:
@@ -261,15 +267,8 @@ class MelCNNConfig(ScratchLogMelConfig):
     stem_stride: int = 2
     stem_pool: bool = True
 
-    @property
-    def num_hidden_layers(self) -> int:
-        """Residual blocks (the stem's output is the first hidden state)."""
-        return sum(self.layers_per_stage)
-
-    @num_hidden_layers.setter
-    def num_hidden_layers(self, value: int) -> None:
-        if value != self.num_hidden_layers:
-            raise AttributeError("MelCNNConfig.num_hidden_layers follows from layers_per_stage; set that instead")
+    # Residual blocks (the stem's output is the first hidden state).
+    num_hidden_layers = _derived_layer_count(lambda self: sum(self.layers_per_stage), "layers_per_stage")
 
     def validate_melcnn(self):
         """Part of `@strict` validation."""
@@ -329,17 +328,10 @@ class CLDNNConfig(ScratchLogMelConfig):
     lstm_bidirectional: bool = False
     lstm_dropout: float | int = 0.0
 
-    @property
-    def num_hidden_layers(self) -> int:
-        """LSTM layers plus dense layers (the dimensionality-reduction output is the first hidden state)."""
-        return self.num_lstm_layers + self.num_dense_layers
-
-    @num_hidden_layers.setter
-    def num_hidden_layers(self, value: int) -> None:
-        if value != self.num_hidden_layers:
-            raise AttributeError(
-                "CLDNNConfig.num_hidden_layers follows from num_lstm_layers and num_dense_layers; set those instead"
-            )
+    # LSTM layers plus dense layers (the dimensionality-reduction output is the first hidden state).
+    num_hidden_layers = _derived_layer_count(
+        lambda self: self.num_lstm_layers + self.num_dense_layers, "num_lstm_layers and num_dense_layers"
+    )
 
     @property
     def conv_output_bins(self) -> int:
@@ -448,15 +440,8 @@ class ConvAutoEncoderConfig(ScratchLogMelConfig):
     pool_size: list[int] | tuple[int, ...] = (4, 4)
     reconstruction_loss_weight: float | int = 1.0
 
-    @property
-    def num_hidden_layers(self) -> int:
-        """Convolution blocks (the latent vector is the last hidden state)."""
-        return len(self.conv_channels)
-
-    @num_hidden_layers.setter
-    def num_hidden_layers(self, value: int) -> None:
-        if value != self.num_hidden_layers:
-            raise AttributeError("ConvAutoEncoderConfig.num_hidden_layers follows from conv_channels; set that instead")
+    # Convolution blocks (the latent vector is the last hidden state).
+    num_hidden_layers = _derived_layer_count(lambda self: len(self.conv_channels), "conv_channels")
 
     @property
     def bottleneck_shape(self) -> tuple[int, int, int]:
