@@ -413,7 +413,7 @@ class ConvAutoEncoderConfig(ScratchLogMelConfig):
     then per block in reverse order nearest-neighbour upsampling by `pool_size[i]` -> Conv2d to the block's input
     channels (-> BatchNorm -> ReLU, except for the last, which outputs the log-mel). The model's `auxiliary_loss` is
     `reconstruction_loss_weight` x the mean squared error per time-frequency bin between the reconstruction and its
-    input; the genre classifier adds it to its cross-entropy when the encoder runs (unfrozen or LoRA training; frozen
+    input; the genre classifier adds it to its cross-entropy when the encoder runs (unfrozen training; frozen
     training reads cached embeddings and trains no encoder weight, so it has no reconstruction loss), the captioner
     does not.
 
