@@ -249,9 +249,26 @@ def plot_loss_curve(step_losses: list[float], steps_per_epoch: int, path: Path) 
     return path
 
 
-def main(argv: list[str] | None = None) -> dict | None:
-    args, data_args = parse_with_config((ContrastiveArguments, AudioDataArguments), argv)
-    wall_start = time.perf_counter()
+@dataclass
+class Run:
+    """What the steps of a run share: the accelerator, the model and its random-init twin, the data."""
+
+    args: ContrastiveArguments
+    data_args: AudioDataArguments
+    accelerator: Accelerator
+    model: ContrastiveModel
+    random_encoder: torch.nn.Module
+    random_start: bool
+    rate: int
+    crop: int
+    splits: dict = field(default_factory=dict)
+    decoded: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+
+
+def start(args: ContrastiveArguments, data_args: AudioDataArguments) -> Run:
+    """Threads, accelerator, logging, seed, then the encoder (right after seeding: for a short name its initial
+    weights are the random-init baseline) and its projection head."""
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     # Only the last hidden state is pooled in training: the projections of the other layers get no gradient.
@@ -264,9 +281,6 @@ def main(argv: list[str] | None = None) -> dict | None:
     )
     transformers.utils.logging.set_verbosity_warning()
     set_seed(args.seed)
-    output_dir = Path(args.output_dir)
-
-    # The encoder first, right after seeding: for a short name its initial weights are the random-init baseline.
     resolved = resolve_encoder(args.encoder_name_or_path, config_overrides=args.config_overrides())
     random_start = args.encoder_name_or_path in SCRATCH_ENCODER_NAMES and not os.path.isdir(args.encoder_name_or_path)
     random_encoder = copy.deepcopy(resolved.model) if random_start else random_init_like(resolved.model, args.seed)
@@ -275,47 +289,56 @@ def main(argv: list[str] | None = None) -> dict | None:
     )
     rate = model.sampling_rate
     crop = args.crop_samples or int(round(args.crop_seconds * rate))
+    return Run(args, data_args, accelerator, model, random_encoder, random_start, rate, crop)
 
-    with accelerator.main_process_first():
-        splits = genre_splits(data_args, args)
-        decoded, skipped = {}, []
-        for split, ds in splits.items():
-            decoded[split], bad = decode_dataset(
-                ds, rate, data_args.preprocessing_num_workers, desc=split, cache_dir=data_args.decoded_cache_dir
+
+def load_data(run: Run) -> None:
+    """The splits, decoded at the encoder's rate (unreadable files skipped and listed)."""
+    with run.accelerator.main_process_first():
+        run.splits = genre_splits(run.data_args, run.args)
+        for split, ds in run.splits.items():
+            run.decoded[split], bad = decode_dataset(
+                ds, run.rate, run.data_args.preprocessing_num_workers, desc=split,
+                cache_dir=run.data_args.decoded_cache_dir,
             )
-            skipped += [{**b, "split": split} for b in bad]
-        require_clips(decoded, skipped)
-    label_names = splits["train"].features["label"].names
-    pretrain_names = [s.strip() for s in args.pretrain_split.split(",") if s.strip()]
-    if len(pretrain_names) == 1:
-        pretrain = decoded[pretrain_names[0]]
-    else:
-        import datasets
+            run.skipped += [{**b, "split": split} for b in bad]
+        require_clips(run.decoded, run.skipped)
 
-        pretrain = datasets.concatenate_datasets([decoded[s] for s in pretrain_names]).with_format("numpy")
+
+def pretraining_clips(run: Run):
+    names = [s.strip() for s in run.args.pretrain_split.split(",") if s.strip()]
+    if len(names) == 1:
+        return run.decoded[names[0]]
+    import datasets
+
+    return datasets.concatenate_datasets([run.decoded[s] for s in names]).with_format("numpy")
+
+
+def pretrain(run: Run, pretrain) -> dict:
+    """The NT-Xent loop over two augmented crops of every clip; returns the losses and what the report records."""
+    args, accelerator = run.args, run.accelerator
     batch_size = min(args.batch_size, len(pretrain))
-
     process_seed = args.seed + 1000 * accelerator.process_index
     chain = clmr_augmentations(
-        rate, args.polarity_p, args.noise_p, args.gain_p, args.filter_p, args.pitch_p, args.max_semitones,
+        run.rate, args.polarity_p, args.noise_p, args.gain_p, args.filter_p, args.pitch_p, args.max_semitones,
         args.min_gain_db, args.max_gain_db, args.noise_snr_db, args.delay_p, args.reverb_p,
     )
     spec_chain = spectrogram_augmentations(args.time_mask_p, args.frequency_mask_p, args.spectrogram_noise_p)
     spec_hook = attach_spectrogram_augmentation(
-        model.encoder, spec_chain, torch.Generator().manual_seed(process_seed + 1)
+        run.model.encoder, spec_chain, torch.Generator().manual_seed(process_seed + 1)
     )
     loader = torch.utils.data.DataLoader(
         ClipIndices(len(pretrain)),
         batch_size=batch_size,
         shuffle=True,
         drop_last=True,
-        collate_fn=TwoViewCollator(pretrain, crop, chain, process_seed),
+        collate_fn=TwoViewCollator(pretrain, run.crop, chain, process_seed),
         num_workers=args.dataloader_num_workers,
         persistent_workers=args.dataloader_num_workers > 0,
         generator=torch.Generator().manual_seed(args.seed),
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    optimizer = torch.optim.AdamW(run.model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    model, optimizer, loader = accelerator.prepare(run.model, optimizer, loader)
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * args.epochs
     scheduler = get_scheduler(args.lr_scheduler_type, optimizer, args.warmup_steps, total_steps)
@@ -323,11 +346,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         "Pre-training %s (%d parameters) on %d clips (%s): %d epochs x %d steps, batch %d x %d processes, crops of %d "
         "samples at %d Hz",
         args.encoder_name_or_path, sum(p.numel() for p in model.parameters()), len(pretrain), args.pretrain_split,
-        args.epochs, steps_per_epoch, batch_size, accelerator.num_processes, crop, rate,
+        args.epochs, steps_per_epoch, batch_size, accelerator.num_processes, run.crop, run.rate,
     )
-
     step_losses: list[float] = []
-    train_start = time.perf_counter()
+    started = time.perf_counter()
     progress = tqdm(total=total_steps, desc="contrastive pre-training", disable=not accelerator.is_local_main_process)
     for epoch in range(args.epochs):
         model.train()
@@ -351,36 +373,39 @@ def main(argv: list[str] | None = None) -> dict | None:
             progress.set_postfix(epoch=epoch, loss=f"{value:.4f}")
         logger.info("epoch %d: loss %.4f", epoch, float(np.mean(epoch_losses)))
     progress.close()
-    train_seconds = time.perf_counter() - train_start
     if spec_hook is not None:
         spec_hook.remove()
+    run.model = accelerator.unwrap_model(model)
+    return {
+        "step_losses": step_losses,
+        "steps_per_epoch": steps_per_epoch,
+        "train_seconds": time.perf_counter() - started,
+        "augmentations": {"waveform": repr(chain), "spectrogram": repr(spec_chain) if spec_hook is not None else None},
+    }
 
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return None
-    trained = accelerator.unwrap_model(model)
-    encoder_dir = trained.save_encoder(output_dir / "encoder")
 
-    probe_start = time.perf_counter()
-    encoders = {"pretrained": trained.encoder.eval(), "random_init": random_encoder.eval()}
-    probes, embeddings, windows = probe_encoders(encoders, decoded, rate, args, data_args, accelerator.device)
+def probe(run: Run) -> dict:
+    """Linear probes of the pre-trained and the random-init encoder (and a late fusion with another encoder)."""
+    args, data_args, decoded = run.args, run.data_args, run.decoded
+    started = time.perf_counter()
+    device = run.accelerator.device
+    encoders = {"pretrained": run.model.encoder.eval(), "random_init": run.random_encoder.eval()}
+    probes, embeddings, windows = probe_encoders(encoders, decoded, run.rate, args, data_args, device)
     fusion = None
     if args.fuse_with_encoder:
         other = resolve_encoder(args.fuse_with_encoder)
         other_rate = int(other.sampling_rate)
-        other_decoded = decoded if other_rate == rate else {
+        other_decoded = decoded if other_rate == run.rate else {
             split: decode_dataset(
                 ds, other_rate, data_args.preprocessing_num_workers, desc=split, cache_dir=data_args.decoded_cache_dir
             )[0]
-            for split, ds in splits.items()
+            for split, ds in run.splits.items()
         }
         other_probes, other_embeddings, _ = probe_encoders(
-            {"other": other.model.eval()}, other_decoded, other_rate, args, data_args, accelerator.device
+            {"other": other.model.eval()}, other_decoded, other_rate, args, data_args, device
         )
         fused = {s: fuse_embeddings([embeddings["pretrained"][s], other_embeddings["other"][s]]) for s in decoded}
-        fused_probes, _, _ = probe_encoders(
-            {}, decoded, rate, args, data_args, accelerator.device, extra={"fused": fused}
-        )
+        fused_probes, _, _ = probe_encoders({}, decoded, run.rate, args, data_args, device, extra={"fused": fused})
         fusion = {
             "encoder": args.fuse_with_encoder,
             "accuracy": other_probes["other"]["accuracy"],
@@ -390,62 +415,85 @@ def main(argv: list[str] | None = None) -> dict | None:
             "details": other_probes["other"],
             "fused_details": fused_probes["fused"],
         }
-    probe_seconds = time.perf_counter() - probe_start
+    return {
+        "pretrained_accuracy": probes["pretrained"]["accuracy"],
+        "random_init_accuracy": probes["random_init"]["accuracy"],
+        "margin": probes["pretrained"]["accuracy"] - probes["random_init"]["accuracy"],
+        **{f"{name}_{key}": probes[name][key] for name in probes for key in ("map", "roc_auc")},
+        "metric": "per test clip: accuracy, map (macro average precision), roc_auc (macro one-vs-rest ROC-AUC)",
+        "layers": args.probe_layers,
+        **windows,
+        "c_grid": list(PROBE_C_GRID),
+        "random_init_weights": (
+            "the weights pre-training started from" if run.random_start else f"a fresh random init, seed {args.seed}"
+        ),
+        "pretrained": probes["pretrained"],
+        "random_init": probes["random_init"],
+        **({"fusion": fusion} if fusion else {}),
+        "seconds": time.perf_counter() - started,
+    }
 
+
+def report(run: Run, pretraining: dict, linear_probe: dict, encoder_dir: Path, wall_start: float) -> dict:
+    """results.json and the loss curve."""
+    args, output_dir = run.args, Path(run.args.output_dir)
+    step_losses, steps_per_epoch = pretraining["step_losses"], pretraining["steps_per_epoch"]
     plot = plot_loss_curve(step_losses, steps_per_epoch, output_dir / "loss_curve.png")
     epoch_means = [
         float(np.mean(step_losses[e * steps_per_epoch : (e + 1) * steps_per_epoch])) for e in range(args.epochs)
     ]
+    probe_seconds = linear_probe.pop("seconds")
+    encoder = run.model.encoder
     results = {
         "encoder": args.encoder_name_or_path,
         "encoder_dir": str(encoder_dir),
-        "encoder_config": trained.encoder.config.to_dict(),
-        "num_parameters": sum(p.numel() for p in trained.encoder.parameters()),
-        "sampling_rate": rate,
-        "crop_samples": crop,
-        "linear_probe": {
-            "pretrained_accuracy": probes["pretrained"]["accuracy"],
-            "random_init_accuracy": probes["random_init"]["accuracy"],
-            "margin": probes["pretrained"]["accuracy"] - probes["random_init"]["accuracy"],
-            **{f"{name}_{key}": probes[name][key] for name in probes for key in ("map", "roc_auc")},
-            "metric": "per test clip: accuracy, map (macro average precision), roc_auc (macro one-vs-rest ROC-AUC)",
-            "layers": args.probe_layers,
-            **windows,
-            "c_grid": list(PROBE_C_GRID),
-            "random_init_weights": (
-                "the weights pre-training started from" if random_start else f"a fresh random init, seed {args.seed}"
-            ),
-            "pretrained": probes["pretrained"],
-            "random_init": probes["random_init"],
-            **({"fusion": fusion} if fusion else {}),
-        },
+        "encoder_config": encoder.config.to_dict(),
+        "num_parameters": sum(p.numel() for p in encoder.parameters()),
+        "sampling_rate": run.rate,
+        "crop_samples": run.crop,
+        "linear_probe": linear_probe,
         "loss_curve": {"step_loss": step_losses, "epoch_loss": epoch_means, "steps_per_epoch": steps_per_epoch},
         "final_loss": epoch_means[-1] if epoch_means else None,
-        "label_names": label_names,
-        "dataset": data_args.dataset_name,
-        "split_protocol": data_args.split_protocol,
-        "split_sizes": {split: len(ds) for split, ds in decoded.items()},
-        "skipped_files": skipped,
-        "pretrain_clips": len(pretrain),
-        "augmentations": {"waveform": repr(chain), "spectrogram": repr(spec_chain) if spec_hook is not None else None},
+        "label_names": run.splits["train"].features["label"].names,
+        "dataset": run.data_args.dataset_name,
+        "split_protocol": run.data_args.split_protocol,
+        "split_sizes": {split: len(ds) for split, ds in run.decoded.items()},
+        "skipped_files": run.skipped,
+        "pretrain_clips": pretraining["clips"],
+        "augmentations": pretraining["augmentations"],
         "steps": len(step_losses),
-        "world_size": accelerator.num_processes,
-        "device": str(accelerator.device),
+        "world_size": run.accelerator.num_processes,
+        "device": str(run.accelerator.device),
         "seed": args.seed,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(pretraining["train_seconds"], 1),
         "probe_seconds": round(probe_seconds, 1),
         "wall_seconds": round(time.perf_counter() - wall_start, 1),
         "plots": [plot.name],
-        "config": {"contrastive": asdict(args), "data": asdict(data_args)},
+        "config": {"contrastive": asdict(args), "data": asdict(run.data_args)},
         "versions": package_versions(),
     }
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     logger.info(
         "Linear probe (test accuracy / mAP per clip): pre-trained %.4f / %s, random init %.4f / %s; results in %s",
-        results["linear_probe"]["pretrained_accuracy"], results["linear_probe"]["pretrained_map"],
-        results["linear_probe"]["random_init_accuracy"], results["linear_probe"]["random_init_map"], output_dir,
+        linear_probe["pretrained_accuracy"], linear_probe["pretrained_map"],
+        linear_probe["random_init_accuracy"], linear_probe["random_init_map"], output_dir,
     )
     return results
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """Start, load the data, pre-train, then (main process) save the encoder, probe it and report."""
+    args, data_args = parse_with_config((ContrastiveArguments, AudioDataArguments), argv)
+    wall_start = time.perf_counter()
+    run = start(args, data_args)
+    load_data(run)
+    clips = pretraining_clips(run)
+    pretraining = {**pretrain(run, clips), "clips": len(clips)}
+    run.accelerator.wait_for_everyone()
+    if not run.accelerator.is_main_process:
+        return None
+    encoder_dir = run.model.save_encoder(Path(args.output_dir) / "encoder")
+    return report(run, pretraining, probe(run), encoder_dir, wall_start)
 
 
 if __name__ == "__main__":
