@@ -280,8 +280,6 @@ def make_trainer(train_model, train_rows, validation_rows, collator, callbacks: 
     training_args.label_names = ["labels"]
     if validation_rows is None:
         evaluate_without_validation(training_args, genre_args.early_stopping_patience)
-    if training_args.load_best_model_at_end and training_args.metric_for_best_model is None:
-        training_args.metric_for_best_model = "accuracy"
     if genre_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
     return Trainer(

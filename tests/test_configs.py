@@ -20,10 +20,10 @@ def script(name: str):
 
 @pytest.mark.parametrize("path", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
 def test_config_parses(path, tmp_path):
-    if path.startswith(("musiccaps", "demo-caption")):
+    if path.startswith(("musiccaps", "paper-musiccaps", "demo-caption")):
         dataclasses = (EncoderArguments, script("train_caption").CaptionArguments, AudioDataArguments,
                        Seq2SeqTrainingArguments)
-    elif path.startswith(("gtzan", "fma", "demo.yaml")):
+    elif path.startswith(("gtzan", "paper-gtzan", "fma", "demo.yaml")):
         dataclasses = (EncoderArguments, script("train_genre").GenreArguments, AudioDataArguments, TrainingArguments)
     else:
         pytest.skip(f"{path} is not a genre or captioning run")

@@ -25,13 +25,16 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mod
         "--output_dir", str(out), "--num_train_epochs", "1", "--learning_rate", "1e-3",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--max_new_tokens", "12",
         "--eval_strategy", "epoch", "--save_strategy", "epoch", "--report_to", "none", "--seed", "0",
-        "--num_sample_captions", "3",
+        "--num_sample_captions", "3", "--max_train_eval_samples", "4",
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
     for key in ("bert_similarity", "bleu_4", "rouge_l", "cider_d", "distinct_captions", "genre_accuracy"):
         assert key in results["test"], key
+    assert {"bert_similarity", "bleu_4"} <= set(results["train"]) and results["train_eval_clips"] == 4
+    assert results["similarity_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert (out / "training_curves.png").exists()
     assert len(results["sample_captions"]["test"]) == 3
     assert all(set(s) == {"generated", "reference"} for s in results["sample_captions"]["test"])
     config = json.loads((out / "config.json").read_text())
@@ -39,6 +42,7 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mod
     assert (out / "pipelines.py").exists() and (out / "tokenizer.json").exists()
     card = (out / "README.md").read_text()
     assert yaml.safe_load(card.split("---")[1])["model-index"][0]["results"]
+    assert "| metric | train | validation | test |" in card and "![training_curves.png]" in card
 
     clip = next((tmp_path / "set").rglob("*.wav"))
     script = (

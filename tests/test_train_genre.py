@@ -46,14 +46,21 @@ def test_train_genre_writes_a_publishable_model_repo(tmp_path, encoder_dir, data
     assert set(results["test"]["per_class"]) == set(results["label_names"])
     assert sum(results["split_sizes"].values()) == 36 and results["seed"] == 1
     assert results["encoder_mode"] == mode and results["versions"]["transformers"]
-    for name in ("confusion_matrix.png", "pca_test_embeddings.png", "training_curves.png", "model.safetensors",
-                 "processor_config.json", "config.json", "modeling_audiocap.py"):
+    for split in ("train", "validation", "test"):  # train scored on its evaluation windows after training
+        assert {"accuracy", "macro_f1", "map", "roc_auc"} <= set(results[split]), split
+        assert sum(map(sum, results[split]["confusion_matrix"])) == results["split_sizes"][split]
+    assert results["train_accuracy"] == results["train"]["accuracy"]
+    assert results["model_selection"] == "best validation loss"  # transformers' default metric_for_best_model
+    assert set(results["mean_cosine"]) == {"train", "test"}
+    for name in ("confusion_matrix.png", "pca_train_embeddings.png", "pca_test_embeddings.png", "training_curves.png",
+                 "model.safetensors", "processor_config.json", "config.json", "modeling_audiocap.py"):
         assert (out / name).exists(), name
     assert not list(out.glob("adapter_*")), "a LoRA run publishes the merged model"
     card = (out / "README.md").read_text()
     metadata = yaml.safe_load(card.split("---")[1])
     assert metadata["model-index"][0]["results"][0]["metrics"][0]["value"] == round(results["test_accuracy"], 4)
     assert "pipeline" in card and results["split_protocol"] in card
+    assert f"| train | {results['train']['accuracy']:.4f} | {results['train']['macro_f1']:.4f} | {results['train']['map']:.4f}" in card
 
     # The result is a normal model: the pipeline returns the genre names for a real clip.
     script = (
