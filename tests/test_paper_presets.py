@@ -97,24 +97,27 @@ def test_no_validation_turns_evaluation_off_and_refuses_early_stopping(tmp_path,
         AudioDataArguments(validation_fraction=0.2)
 
 
-def run_preset(monkeypatch, name: str, preset: str, *overrides: str) -> None:
-    """`python <name>.py --config <preset> <overrides>`, in this process (the imports are paid once)."""
-    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--config", str(ROOT / "configs" / preset), *overrides])
+def run_preset(monkeypatch, tmp_path_factory, encoder_dir, preset: str, out: Path, *overrides: str) -> dict:
+    """`python train_<task>.py --config <preset>` in this process (the imports are paid once) on tiny data: the tiny
+    encoder, the built-in set of 1 s clips, one epoch; returns its results."""
+    name = "train_genre" if preset.startswith("paper-gtzan") else "train_caption"
+    shared = tmp_path_factory.getbasetemp() / name
+    monkeypatch.setattr(sys, "argv", [
+        f"{name}.py", "--config", str(ROOT / "configs" / preset), "--encoder_name_or_path", str(encoder_dir),
+        "--dataset_name", "builtin", "--builtin_dir", str(shared / "set"), "--builtin_seconds", "1.0",
+        "--max_length_seconds", "1.0", "--decoded_cache_dir", str(shared / "decoded"), "--num_train_epochs", "1",
+        "--output_dir", str(out), *overrides,
+    ])
     script(name).main()
+    return json.loads((out / "results.json").read_text())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", GENRE_PRESETS)
 def test_genre_preset_runs_end_to_end(preset, tmp_path, tmp_path_factory, encoder_dir, monkeypatch):
-    shared = tmp_path_factory.getbasetemp() / "paper-genre"
     out = tmp_path / "run"
-    run_preset(
-        monkeypatch, "train_genre", preset, "--encoder_name_or_path", str(encoder_dir), "--dataset_name", "builtin",
-        "--builtin_dir", str(shared / "set"), "--builtin_clips_per_genre", "10", "--builtin_seconds", "1.0",
-        "--max_length_seconds", "1.0", "--embedding_cache_dir", str(shared / "embeddings"),
-        "--decoded_cache_dir", str(shared / "decoded"), "--num_train_epochs", "1", "--output_dir", str(out),
-    )
-    results = json.loads((out / "results.json").read_text())
+    results = run_preset(monkeypatch, tmp_path_factory, encoder_dir, preset, out, "--builtin_clips_per_genre", "10",
+                         "--embedding_cache_dir", str(tmp_path_factory.getbasetemp() / "paper-embeddings"))
     assert results["split_sizes"] == {"train": 48, "test": 12}  # the random protocol's 42 / 6 / 12, validation joined
     assert results["model_selection"] == "last epoch" and results["config"]["training"]["eval_strategy"] == "no"
     for split in ("train", "test"):
@@ -130,18 +133,13 @@ def test_genre_preset_runs_end_to_end(preset, tmp_path, tmp_path_factory, encode
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", CAPTION_PRESETS)
 def test_caption_preset_runs_end_to_end(preset, tmp_path, tmp_path_factory, encoder_dir, monkeypatch):
-    shared = tmp_path_factory.getbasetemp() / "paper-caption"
     out = tmp_path / "run"
-    run_preset(
-        monkeypatch, "train_caption", preset, "--encoder_name_or_path", str(encoder_dir),
-        "--text_model_name_or_path", "scratch", "--scratch_vocab_size", "300", "--scratch_d_model", "32",
-        "--scratch_layers", "1", "--dataset_name", "builtin", "--builtin_dir", str(shared / "set"),
-        "--builtin_clips_per_genre", "2", "--builtin_seconds", "1.0", "--max_length_seconds", "1.0",
-        "--decoded_cache_dir", str(shared / "decoded"), "--num_train_epochs", "1", "--max_new_tokens", "4",
-        "--max_train_eval_samples", "3",
-        "--similarity_model", DEFAULT_TEXT_MODEL, "--output_dir", str(out),
+    results = run_preset(
+        monkeypatch, tmp_path_factory, encoder_dir, preset, out, "--text_model_name_or_path", "scratch",
+        "--scratch_vocab_size", "300", "--scratch_d_model", "32", "--scratch_layers", "1",
+        "--builtin_clips_per_genre", "2", "--max_new_tokens", "4", "--max_train_eval_samples", "3",
+        "--similarity_model", DEFAULT_TEXT_MODEL,
     )
-    results = json.loads((out / "results.json").read_text())
     for split in ("train", "validation", "test"):
         assert {"bert_similarity", "bleu_4"} <= set(results[split]), split
     assert results["train_eval_clips"] == 3 and len(results["sample_captions"]["train"]) == 3
