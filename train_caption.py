@@ -39,6 +39,7 @@ from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,
+    model_selection,
     seeded_sample,
     start_run,
     train_resuming,
@@ -217,6 +218,28 @@ def main() -> None:
     processor.save_pretrained(output_dir)
     save_pipeline_code(output_dir)
     results.update(
+        run_settings(enc_args, cap_args, data_args, training_args),
+        split_sizes={split: len(ds) for split, ds in decoded.items()},
+        skipped_files=skipped,
+        sample_captions=samples,
+        plots=[p.name for p in plots],
+    )
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    repo_id = training_args.hub_model_id or output_dir.name
+    render_caption_card(output_dir, results, repo_id)
+    logger.info("BERT similarity: train %.4f, test %.4f; test BLEU-4 %.4f; results in %s",
+                results["train"]["bert_similarity"], results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
+    for sample in samples["test"]:
+        logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
+    if hub is not None:
+        push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}", hub)
+
+
+def run_settings(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments,
+                 training_args: Seq2SeqTrainingArguments) -> dict:
+    """The run's set-up as `results.json` records it: model, data, model selection, hyper-parameters (generation
+    included), the resolved configuration and the library versions."""
+    return dict(
         encoder=enc_args.encoder_name_or_path,
         encoder_mode=enc_args.encoder_mode,
         use_layer_weighting=enc_args.use_layer_weighting,
@@ -225,14 +248,9 @@ def main() -> None:
         similarity_model=cap_args.similarity_model,
         dataset=data_args.dataset_name,
         split_protocol=data_args.split_protocol,
-        split_sizes={split: len(ds) for split, ds in decoded.items()},
-        model_selection="best validation " + str(training_args.metric_for_best_model)
-        if training_args.load_best_model_at_end else "last epoch",
+        model_selection=model_selection(training_args),
         seed=training_args.seed,
         window_seconds=data_args.max_length_seconds,
-        skipped_files=skipped,
-        sample_captions=samples,
-        plots=[p.name for p in plots],
         hyperparameters={
             "learning_rate": training_args.learning_rate,
             "encoder_learning_rate": enc_args.encoder_learning_rate,
@@ -250,15 +268,6 @@ def main() -> None:
                 "training": training_args.to_dict()},
         versions=package_versions(),
     )
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    repo_id = training_args.hub_model_id or output_dir.name
-    render_caption_card(output_dir, results, repo_id)
-    logger.info("BERT similarity: train %.4f, test %.4f; test BLEU-4 %.4f; results in %s",
-                results["train"]["bert_similarity"], results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
-    for sample in samples["test"]:
-        logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
-    if hub is not None:
-        push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}", hub)
 
 
 def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_metric, enc_args: EncoderArguments,

@@ -36,6 +36,7 @@ from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,
+    model_selection,
     start_run,
     train_resuming,
     trained_model,
@@ -229,6 +230,29 @@ def main() -> None:
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     results.update(
+        run_settings(model, enc_args, genre_args, data_args, training_args, label_names),
+        split_sizes={split: len(ds) for split, ds in decoded.items()},
+        skipped_files=skipped,
+        mean_cosine={split: {"before": mean_pairwise_cosine(before[split][0]), "after": mean_pairwise_cosine(after[split][0])}
+                     for split in EMBEDDING_SPLITS},
+        train_accuracy=results["train"]["accuracy"],
+        test_accuracy=results["test"]["accuracy"],
+        plots=[p.name for p in plots],
+    )
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    repo_id = training_args.hub_model_id or output_dir.name
+    render_genre_card(output_dir, results, repo_id)
+    logger.info("Train accuracy %.4f; test accuracy %.4f, macro-F1 %.4f; results in %s", results["train"]["accuracy"],
+                results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
+    if hub is not None:
+        push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}", hub)
+
+
+def run_settings(model, enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments,
+                 training_args: TrainingArguments, label_names: list[str]) -> dict:
+    """The run's set-up as `results.json` records it: model, data, model selection, hyper-parameters, the resolved
+    configuration and the library versions."""
+    return dict(
         encoder=enc_args.encoder_name_or_path,
         encoder_mode=enc_args.encoder_mode,
         num_layers=model.layer_weighting.num_layers if model.layer_weighting is not None else 1,
@@ -239,19 +263,11 @@ def main() -> None:
         label_names=label_names,
         dataset=data_args.dataset_name,
         split_protocol=data_args.split_protocol,
-        split_sizes={split: len(ds) for split, ds in decoded.items()},
-        model_selection="best validation " + str(training_args.metric_for_best_model)
-        if training_args.load_best_model_at_end else "last epoch",
+        model_selection=model_selection(training_args),
         seed=training_args.seed,
         world_size=training_args.world_size,
         window_seconds=data_args.max_length_seconds,
         window_overlap=data_args.window_overlap,
-        skipped_files=skipped,
-        mean_cosine={split: {"before": mean_pairwise_cosine(before[split][0]), "after": mean_pairwise_cosine(after[split][0])}
-                     for split in EMBEDDING_SPLITS},
-        train_accuracy=results["train"]["accuracy"],
-        test_accuracy=results["test"]["accuracy"],
-        plots=[p.name for p in plots],
         hyperparameters={
             "learning_rate": training_args.learning_rate,
             "encoder_learning_rate": enc_args.encoder_learning_rate,
@@ -264,13 +280,6 @@ def main() -> None:
                 "training": training_args.to_dict()},
         versions=package_versions(),
     )
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    repo_id = training_args.hub_model_id or output_dir.name
-    render_genre_card(output_dir, results, repo_id)
-    logger.info("Train accuracy %.4f; test accuracy %.4f, macro-F1 %.4f; results in %s", results["train"]["accuracy"],
-                results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
-    if hub is not None:
-        push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}", hub)
 
 
 def make_trainer(train_model, train_rows, validation_rows, collator, callbacks: list, metric, label_names: list[str],

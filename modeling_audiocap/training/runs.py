@@ -85,6 +85,13 @@ def evaluate_without_validation(training_args: TrainingArguments, early_stopping
     )
 
 
+def model_selection(training_args: TrainingArguments) -> str:
+    """How the published model was chosen, in words: `best validation <metric>` or `last epoch`."""
+    if training_args.load_best_model_at_end:
+        return f"best validation {training_args.metric_for_best_model}"
+    return "last epoch"
+
+
 def seeded_sample(split: Dataset, limit: int | None, seed: int) -> Dataset:
     """The first `limit` rows of a seeded shuffle of `split` (all of it without a limit or when it is smaller)."""
     if limit is None or limit >= len(split):
