@@ -3,7 +3,6 @@ each at the paper's sizes with the shapes the paper gives, the auto-encoder's jo
 loss, and each paper preset (`configs/paper-fma-music2vec-*.yaml`) trained end to end through train_genre.py on the
 built-in set."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_modeling import LABELS, assert_same_state
+from test_paper_presets import script
 from test_scratch_encoders import _one_thread  # noqa: F401  (module-wide autouse fixture: one intra-op thread)
 from transformers import TrainingArguments
 
@@ -196,13 +196,6 @@ def test_autoencoder_genre_model_windows_long_clips_and_round_trips(tmp_path):
         again = loaded(**batch)
     torch.testing.assert_close(again.logits, expected.logits)
     torch.testing.assert_close(again.auxiliary_loss, expected.auxiliary_loss)
-
-
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("preset", PRESETS)
