@@ -3,6 +3,7 @@
 from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig, T5Config
+from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_mert import MERTConfig
 from .configuration_scratch import SCRATCH_CONFIG_CLASSES
@@ -26,6 +27,10 @@ WINDOW_FROM_CONFIG = {
     "whisper": lambda config: config.max_source_positions * 0.02,  # 1500 positions x 20 ms = 30 s
     "audio-spectrogram-transformer": lambda config: config.max_length * 0.01,  # 1024 frames x 10 ms = 10.24 s
 }
+
+# The encoder config is a declared sub-config (so `attn_implementation` and `dtype` reach the encoder);
+# it is resolved by `encoder_config_from` (audiocap's own families included), wav2vec2 when none is given.
+ENCODER_SUB_CONFIG = SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")
 
 
 def encoder_config_from(value: PretrainedConfig | dict[str, Any]) -> PretrainedConfig:
@@ -71,6 +76,7 @@ class AudioGenreConfig(PretrainedConfig):
     """
 
     model_type = "audiocap_genre"
+    sub_configs_defaults = {"encoder": ENCODER_SUB_CONFIG}
 
     encoder: PretrainedConfig | dict | None = None
     use_layer_weighting: bool = True
@@ -109,6 +115,7 @@ class AudioCaptionConfig(PretrainedConfig):
     """
 
     model_type = "audiocap_caption"
+    sub_configs_defaults = {"encoder": ENCODER_SUB_CONFIG, "text_config": T5Config}
 
     encoder: PretrainedConfig | dict | None = None
     text_config: PretrainedConfig | dict | None = None

@@ -9,13 +9,13 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel, T5ForConditionalGeneration
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutput
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import resolve_encoder
-from .modeling_encoders import build_encoder, encode_layers, is_waveform_encoder, layer_width, num_layers
+from .modeling_encoders import build_encoder, encode_layers_with_outputs, is_waveform_encoder, layer_width, num_layers
 from .pipelines import register_audio_classification
 from .processing_audiocap import average_windows
 
@@ -50,8 +50,11 @@ def mean_pool(hidden_states: torch.Tensor, frame_mask: torch.Tensor | None) -> t
     return summed / mask.sum(dim=-1, keepdim=True).clamp(min=1.0)
 
 
-class AttentionPooling(nn.Module):
-    """Softmax attention over valid frames with a learned scoring vector: `(B, T, D)` -> `(B, D)`."""
+class AttentivePooling(nn.Module):
+    """Softmax attention over valid frames with a learned scoring vector: `(B, T, D)` -> `(B, D)`.
+
+    (Not named `*Attention*`: transformers reads such a class as an attention layer that cannot switch implementation.)
+    """
 
     def __init__(self, width: int):
         super().__init__()
@@ -63,6 +66,9 @@ class AttentionPooling(nn.Module):
             scores = scores.masked_fill(~frame_mask.bool(), torch.finfo(scores.dtype).min)
         weights = scores.softmax(dim=-1)
         return torch.einsum("bt,btd->bd", weights, hidden_states)
+
+
+AttentionPooling = AttentivePooling  # the former name, for code that imports it
 
 
 class HeadBatchNorm(nn.BatchNorm1d):
@@ -108,20 +114,30 @@ class GenreClassifierOutput(ModelOutput):
     """Output of [`AudioEncoderForGenreClassification`].
 
     Args:
-        loss: cross-entropy, when labels are given.
+        loss: cross-entropy, when labels are given, plus the encoder's `auxiliary_loss` when it has one.
         logits: `(B, num_labels)`, averaged over windows for long inputs.
         embeddings: the pooled, layer-weighted embedding fed to the head, `(B, D)` (averaged over windows).
+        hidden_states: with `output_hidden_states`, the encoder's own hidden states (one `(B, T, D)` per layer for
+            transformer encoders); per window `(windows, T, D)` when the input was cut into windows.
+        attentions: with `output_attentions`, the encoder's attention weights (per window likewise).
+        auxiliary_loss: a training loss of the encoder's own, weighted by the encoder's config (the auto-encoder's
+            reconstruction error, `reconstruction_loss_weight`), over all windows; none from cached embeddings (frozen
+            mode, where the encoder does not train).
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    auxiliary_loss: torch.Tensor | None = None
 
 
 class AudioCapPreTrainedModel(PreTrainedModel):
     """Shared loading, initialisation and freezing of audiocap models."""
 
-    base_model_prefix = "audiocap"
+    # The audio encoder is the base model: `model.base_model` is it, and a bare encoder checkpoint loads into it.
+    base_model_prefix = "encoder"
     main_input_name = "input_values"
     # Losses are means over the batch: the Trainer must not pass `num_items_in_batch`, which `**extra` would hand to
     # the encoder (CLAP's rejects it).
@@ -155,6 +171,21 @@ class AudioCapPreTrainedModel(PreTrainedModel):
             raise ValueError("Pass input_values (waveform or AST features) or input_features (Whisper, CLAP)")
         return inputs
 
+    def _output_flags(self, output_attentions: bool | None, output_hidden_states: bool | None) -> dict[str, bool]:
+        """A forward call's output flags, the config's where the call leaves one unset."""
+        return {
+            "output_attentions": self.config.output_attentions if output_attentions is None else output_attentions,
+            "output_hidden_states": (
+                self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+            ),
+        }
+
+    def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        """`encode_layers_with_outputs` on this model's encoder: `(B, L, T, D)`, `(B, T)` mask, encoder output."""
+        return encode_layers_with_outputs(
+            self.encoder, self.config.encoder, inputs, attention_mask, self.config.clap_output, **kwargs
+        )
+
 
 class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
     """Audio encoder -> layer weighting -> pooling -> MLP head.
@@ -163,6 +194,7 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
     an optional `attention_mask`, optional `labels` `(B,)`. Waveforms longer than `config.window_seconds` are cut
     into windows and the logits are averaged over the windows of each clip. `layer_embeddings` `(B, L, D)`
     (per-layer mean-pooled embeddings from the embedding cache) replace the encoder pass in frozen training.
+    `output_hidden_states` / `output_attentions` add the encoder's own; `return_dict=False` gives a tuple.
 
     The config records `pipelines.AudioGenreClassificationPipeline` as the model's `audio-classification` pipeline
     and `save_pretrained` ships that file with the model's code, so a saved model is served through the training
@@ -177,7 +209,7 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         width = layer_width(config.encoder, config.clap_output)
         self.encoder = build_encoder(config.encoder)
         self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
-        self.attention_pooling = AttentionPooling(width) if config.pooling == "attention" else None
+        self.attention_pooling = AttentivePooling(width) if config.pooling == "attention" else None
         self.head = GenreHead(width, config.head_hidden_size, config.num_labels, config.head_dropout)
         self.post_init()
 
@@ -210,8 +242,9 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
 
     def layer_hidden_states(self, inputs: torch.Tensor, attention_mask=None, **extra):
         """The encoder's layer stack `(B, L, T, D)` and frame mask `(B, T)` (see `encode_layers`)."""
-        return encode_layers(self.encoder, self.config.encoder, inputs, attention_mask, self.config.clap_output, **extra)
+        return self._encode(inputs, attention_mask, **extra)[:2]
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -219,14 +252,19 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         labels: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         layer_embeddings: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **extra,
     ) -> GenreClassifierOutput:
+        flags = self._output_flags(output_attentions, output_hidden_states)
+        encoder_output = None
         if layer_embeddings is not None:
             if self.attention_pooling is not None:
                 raise ValueError("layer_embeddings are mean-pooled; attention pooling needs the encoder's frames")
             embeddings = self.weight_layers(layer_embeddings.unsqueeze(2)).squeeze(1)
         else:
-            embeddings = self._embed(self._encoder_inputs(input_values, input_features), attention_mask, **extra)
+            inputs = self._encoder_inputs(input_values, input_features)
+            embeddings, encoder_output = self._embed(inputs, attention_mask, **flags, **extra)
         if isinstance(embeddings, tuple):  # windowed: per-window embeddings and the clip of each window
             window_embeddings, window_clip_index = embeddings
             num_clips = self._encoder_inputs(input_values, input_features).shape[0]
@@ -234,20 +272,32 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
             embeddings = average_windows(window_embeddings, window_clip_index, num_clips)
         else:
             logits = self.head(embeddings)
+        auxiliary_loss = getattr(encoder_output, "auxiliary_loss", None)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits, labels)
-        return GenreClassifierOutput(loss=loss, logits=logits, embeddings=embeddings)
+            if auxiliary_loss is not None:
+                loss = loss + auxiliary_loss
+        hidden_states = attentions = None
+        if encoder_output is not None:  # the encoder keeps its hidden states for the layer stack: returned if asked
+            hidden_states = encoder_output.hidden_states if flags["output_hidden_states"] else None
+            attentions = encoder_output.attentions
+        return GenreClassifierOutput(
+            loss=loss, logits=logits, embeddings=embeddings, hidden_states=hidden_states, attentions=attentions,
+            auxiliary_loss=auxiliary_loss,
+        )
 
-    def _embed(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None, **extra):
-        """Pooled embeddings `(B, D)`; for waveforms longer than `config.window_seconds`, `(window embeddings
-        (windows, D), window_clip_index (windows,))`: each clip's valid samples (its `attention_mask`) cut as the
-        processor cuts a clip (`window_starts`), to be averaged per clip (`average_windows`)."""
+    def _embed(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None, **kwargs):
+        """Pooled embeddings `(B, D)` and the encoder's output; for waveforms longer than `config.window_seconds`,
+        the embeddings are `(window embeddings (windows, D), window_clip_index (windows,))`: each clip's valid
+        samples (its `attention_mask`) cut as the processor cuts a clip (`window_starts`), to be averaged per clip
+        (`average_windows`)."""
         window = None
         if self.config.window_seconds and is_waveform_encoder(self.config.encoder):
             window = int(round(self.config.window_seconds * self.config.sampling_rate))
         if window is None or inputs.shape[-1] <= window:
-            return self.pool_layers(*self.layer_hidden_states(inputs, attention_mask, **extra))
+            hidden, frame_mask, encoder_output = self._encode(inputs, attention_mask, **kwargs)
+            return self.pool_layers(hidden, frame_mask), encoder_output
         lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else attention_mask.sum(-1).tolist()
         cuts = [(clip, start) for clip, length in enumerate(lengths) for start in window_starts(int(length), window)]
         windows = torch.stack([inputs[clip, start : start + window] for clip, start in cuts])  # (windows, window)
@@ -255,14 +305,18 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         if attention_mask is not None:
             masks = torch.stack([attention_mask[clip, start : start + window] for clip, start in cuts])
         window_clip_index = torch.tensor([clip for clip, _ in cuts], device=inputs.device)
-        return self.pool_layers(*self.layer_hidden_states(windows, masks, **extra)), window_clip_index
+        hidden, frame_mask, encoder_output = self._encode(windows, masks, **kwargs)
+        return (self.pool_layers(hidden, frame_mask), window_clip_index), encoder_output
 
 
 class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
     """Audio encoder -> layer weighting -> time reduction -> Linear(D -> d_model) -> T5.
 
-    `forward(input_values, attention_mask, labels)` returns T5's seq2seq output (loss with labels);
-    `generate(input_values, attention_mask, **generation_kwargs)` returns token ids from raw audio.
+    `forward(input_values, attention_mask, labels)` returns T5's seq2seq output (loss with labels; with
+    `output_hidden_states` / `output_attentions`, T5's encoder and decoder states and attentions: none of the T5
+    encoder with `connector="cross_attention"`, which skips it; `return_dict=False` gives a tuple);
+    `generate(input_values, attention_mask, **generation_kwargs)` returns token ids from raw audio. The caption's
+    token embeddings are T5's (`get_input_embeddings`, `resize_token_embeddings`).
     """
 
     config_class = AudioCaptionConfig
@@ -295,8 +349,11 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         return True
 
     def adjust_generation_fn(self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path, **kwargs):
-        """Called by `from_pretrained`: restore the saved generation settings (beams, lengths, ...) into T5."""
+        """Called by `from_pretrained`: restore the saved generation settings (beams, lengths, ...) into T5; none to
+        restore without a checkpoint folder (`from_pretrained(None, config=..., state_dict=...)`)."""
         if generation_config is None:
+            if pretrained_model_name_or_path is None:
+                return
             hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "local_files_only", "revision", "token") if k in kwargs}
             try:
                 generation_config = GenerationConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
@@ -313,19 +370,45 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         if "t5" in self._modules:
             self.t5.generation_config = value
 
-    def encode_audio(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **extra):
-        """Audio -> `(BaseModelOutput with (B, T', d_model), mask (B, T'))` ready for T5's decoder."""
-        hidden, frame_mask = encode_layers(
-            self.encoder, self.config.encoder, inputs, attention_mask, self.config.clap_output, **extra
-        )
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.t5.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.t5.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.t5.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.t5.set_output_embeddings(value)
+
+    def encode_audio(
+        self,
+        inputs: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **extra,
+    ):
+        """Audio -> `(BaseModelOutput with (B, T', d_model), mask (B, T'))` ready for T5's decoder; the output flags go
+        to T5's encoder (connector `t5_encoder`)."""
+        hidden, frame_mask, _ = self._encode(inputs, attention_mask, **extra)
         hidden = hidden[:, -1] if self.layer_weighting is None else self.layer_weighting(hidden)
         reduced, reduced_mask = reduce_time(hidden, frame_mask, self.config.time_reduction_stride)
         embeds = self.projection(reduced)
         mask = reduced_mask.long()
-        if self.config.connector == "t5_encoder":
-            return self.t5.encoder(inputs_embeds=embeds, attention_mask=mask), mask
-        return BaseModelOutput(last_hidden_state=embeds), mask
+        if self.config.connector == "cross_attention":
+            return BaseModelOutput(last_hidden_state=embeds), mask
+        encoded = self.t5.encoder(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        # T5 reads any other output type by position, which a missing `hidden_states` would shift.
+        return BaseModelOutput(encoded.last_hidden_state, encoded.hidden_states, encoded.attentions), mask
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -334,15 +417,20 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **extra,
-    ):
-        encoder_outputs, mask = self.encode_audio(self._encoder_inputs(input_values, input_features), attention_mask, **extra)
+    ) -> Seq2SeqLMOutput:
+        flags = self._output_flags(output_attentions, output_hidden_states)
+        inputs = self._encoder_inputs(input_values, input_features)
+        encoder_outputs, mask = self.encode_audio(inputs, attention_mask, **flags, **extra)
         return self.t5(
             encoder_outputs=encoder_outputs,
             attention_mask=mask,
             labels=labels,
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
+            **flags,
         )
 
     @torch.no_grad()

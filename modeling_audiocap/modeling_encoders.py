@@ -20,6 +20,7 @@ from torch import nn
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.models.clap.modeling_clap import ClapAudioModelWithProjection
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from transformers.utils import ModelOutput
 
 from .modeling_mert import MERTModel
 from .modeling_scratch import SCRATCH_MODEL_CLASSES
@@ -115,9 +116,26 @@ def encode_layers(
     A frozen encoder (no parameter requiring grad, input not requiring grad) runs without recording a graph: nothing
     is kept for a backward pass that could not reach it.
     """
+    hidden, frame_mask, _ = encode_layers_with_outputs(encoder, config, inputs, attention_mask, clap_output, **extra)
+    return hidden, frame_mask
+
+
+def encode_layers_with_outputs(
+    encoder: nn.Module,
+    config: PretrainedConfig,
+    inputs: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    clap_output: str = "projected",
+    output_attentions: bool = False,
+    output_hidden_states: bool = False,
+    **extra: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
+    """`encode_layers`, plus the encoder's own output, with its `attentions` when `output_attentions` and its
+    `hidden_states` when `output_hidden_states` (every family but CLAP computes them anyway: they are its layers)."""
     frozen = not inputs.requires_grad and not any(p.requires_grad for p in encoder.parameters())
+    flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
     with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-        return _encode_layers(encoder, config, inputs, attention_mask, clap_output, **extra)
+        return _encode_layers(encoder, config, inputs, attention_mask, clap_output, flags, **extra)
 
 
 def _encode_layers(
@@ -126,29 +144,31 @@ def _encode_layers(
     inputs: torch.Tensor,
     attention_mask: torch.Tensor | None,
     clap_output: str,
+    flags: dict[str, bool],
     **extra: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
     model_type = config.model_type
     if model_type == "clap_audio_model":
-        out = encoder(input_features=inputs, **extra)
+        out = encoder(input_features=inputs, **flags, **extra)
         if clap_output == "projected":
-            return out.audio_embeds[:, None, None, :], None
+            return out.audio_embeds[:, None, None, :], None, out
         # (batch, channels, freq, time) -> (batch, 1, time, channels)
-        return out.last_hidden_state.mean(dim=2).transpose(1, 2)[:, None], None
+        return out.last_hidden_state.mean(dim=2).transpose(1, 2)[:, None], None, out
+    outputs = {**flags, "output_hidden_states": True}
     if model_type == "whisper":
-        out = encoder(inputs, output_hidden_states=True)
+        out = encoder(inputs, **outputs)
         hidden = torch.stack(out.hidden_states, dim=1)
         frame_mask = None
         if attention_mask is not None:
             # Whisper's two convolutions halve the mel frame rate (second conv has stride 2).
             frame_mask = attention_mask[:, ::2][:, : hidden.shape[2]].bool()
-        return hidden, frame_mask
+        return hidden, frame_mask, out
     if model_type == "audio-spectrogram-transformer":
-        out = encoder(input_values=inputs, output_hidden_states=True)
-        return torch.stack(out.hidden_states, dim=1), None
-    out = encoder(input_values=inputs, attention_mask=attention_mask, output_hidden_states=True)
+        out = encoder(input_values=inputs, **outputs)
+        return torch.stack(out.hidden_states, dim=1), None, out
+    out = encoder(input_values=inputs, attention_mask=attention_mask, **outputs)
     hidden = torch.stack(out.hidden_states, dim=1)
     frame_mask = None
     if attention_mask is not None:
         frame_mask = encoder._get_feature_vector_attention_mask(hidden.shape[2], attention_mask).bool()
-    return hidden, frame_mask
+    return hidden, frame_mask, out

@@ -212,3 +212,89 @@ def test_a_saved_genre_model_is_an_encoder_with_what_it_learned(tmp_path, family
     assert_same_state(again.model, model.encoder)
     assert again.sampling_rate == resolved.sampling_rate and again.num_layers == resolved.num_layers
     assert type(again.feature_extractor) is type(resolved.feature_extractor)
+
+
+def test_genre_outputs_honour_the_output_flags_and_return_dict():
+    """The encoder's own hidden states and attentions come back when asked (by argument or config), a tuple with
+    `return_dict=False`; the attention implementation asked for reaches the encoder."""
+    model, resolved = genre_model("wav2vec2")
+    model.set_attn_implementation("eager")
+    assert model.encoder.config._attn_implementation == "eager"
+    batch = batch_for(resolved)
+    with torch.no_grad():
+        plain = model(**batch)
+        out = model(**batch, output_hidden_states=True, output_attentions=True)
+        as_tuple = model(**batch, output_hidden_states=True, return_dict=False)
+    assert plain.hidden_states is None and plain.attentions is None
+    assert len(out.hidden_states) == resolved.num_layers and len(out.attentions) == resolved.num_layers - 1
+    assert out.attentions[0].shape[:2] == (2, 2)  # (B, heads, T, T)
+    torch.testing.assert_close(out.logits, plain.logits)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 3  # logits, embeddings, hidden states
+    torch.testing.assert_close(as_tuple[2][-1], out.hidden_states[-1])
+    model.config.output_hidden_states = True
+    with torch.no_grad():
+        assert len(model(**batch).hidden_states) == resolved.num_layers
+
+
+@pytest.mark.parametrize("connector", ["t5_encoder", "cross_attention"])
+def test_captioner_outputs_honour_the_output_flags_and_return_dict(connector):
+    model, resolved = caption_model("wav2vec2", connector=connector, time_reduction_stride=2)
+    model.set_attn_implementation("eager")
+    assert model.encoder.config._attn_implementation == model.t5.config._attn_implementation == "eager"
+    batch = batch_for(resolved)
+    decoder_input_ids = torch.tensor([[0, 5, 6], [0, 8, 9]])
+    with torch.no_grad():
+        out = model(**batch, decoder_input_ids=decoder_input_ids, output_hidden_states=True, output_attentions=True)
+        as_tuple = model(**batch, decoder_input_ids=decoder_input_ids, return_dict=False)
+    assert len(out.decoder_hidden_states) == 2 and len(out.decoder_attentions) == len(out.cross_attentions) == 1
+    assert out.decoder_hidden_states[-1].shape == (2, 3, 32)
+    if connector == "t5_encoder":  # T5's encoder: its input (the projected audio frames) and its one layer
+        assert len(out.encoder_hidden_states) == 2 and len(out.encoder_attentions) == 1
+    else:  # T5's encoder is skipped: the decoder reads the projected frames
+        assert out.encoder_hidden_states is None and out.encoder_attentions is None
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], out.logits)
+
+
+def test_captioner_resizes_its_token_embeddings(tmp_path):
+    model, resolved = caption_model("wav2vec2")
+    assert model.get_input_embeddings() is model.t5.shared and model.get_output_embeddings() is model.t5.lm_head
+    model.resize_token_embeddings(80)
+    assert model.config.text_config.vocab_size == 80 and model.t5.lm_head.out_features == 80
+    assert model.t5.encoder.embed_tokens.num_embeddings == model.t5.decoder.embed_tokens.num_embeddings == 80
+    batch = batch_for(resolved)
+    with torch.no_grad():
+        logits = model(**batch, decoder_input_ids=torch.tensor([[0, 79], [0, 70]])).logits
+    assert logits.shape == (2, 2, 80)
+    model.save_pretrained(tmp_path)
+    assert AudioEncoderT5ForCaptioning.from_pretrained(tmp_path).config.text_config.vocab_size == 80
+
+
+@pytest.mark.parametrize("build", [genre_model, caption_model])
+def test_loading_without_a_checkpoint_folder(build):
+    """`from_pretrained(None, config=..., state_dict=...)` (config-only construction with given weights)."""
+    model, _ = build("wav2vec2")
+    loaded = type(model).from_pretrained(None, config=model.config, state_dict=model.state_dict())
+    assert_same_state(model, loaded)
+
+
+def test_the_encoder_is_the_base_model_and_a_bare_encoder_checkpoint_loads_into_it(tmp_path):
+    resolved = resolve_encoder(tiny_encoder_config("mert"))
+    resolved.model.save_pretrained(tmp_path)
+    config = AudioGenreConfig(encoder=resolved.config, id2label=LABELS, pooling="attention")
+    model, info = AudioEncoderForGenreClassification.from_pretrained(tmp_path, config=config, output_loading_info=True)
+    assert model.base_model is model.encoder
+    assert_same_state(resolved.model, model.encoder)
+    assert info["missing_keys"]
+    assert all(key.startswith(("head.", "layer_weighting.", "attention_pooling.")) for key in info["missing_keys"])
+    assert "attention_pooling.score.weight" in model.state_dict()  # the key saved models carry
+
+
+def test_the_attention_implementation_reaches_every_sub_model(tmp_path):
+    model, _ = caption_model("wav2vec2")
+    model.save_pretrained(tmp_path)
+    for requested, expected in ((None, "sdpa"), ("eager", "eager")):
+        kwargs = {"attn_implementation": requested} if requested else {}
+        loaded = AudioEncoderT5ForCaptioning.from_pretrained(tmp_path, **kwargs)
+        implementations = {loaded.encoder.config._attn_implementation, loaded.t5.config._attn_implementation}
+        assert implementations == {expected}, (requested, implementations)
