@@ -68,9 +68,6 @@ class AttentivePooling(nn.Module):
         return torch.einsum("bt,btd->bd", weights, hidden_states)
 
 
-AttentionPooling = AttentivePooling  # the former name, for code that imports it
-
-
 class HeadBatchNorm(nn.BatchNorm1d):
     """BatchNorm1d that normalises a one-row training batch with its running statistics, where batch statistics do
     not exist: a training split whose last batch holds a single clip trains instead of failing."""

@@ -3,7 +3,7 @@
 import torch
 
 from modeling_audiocap import LayerWeighting, mean_pool
-from modeling_audiocap.modeling_audiocap import AttentionPooling, reduce_time, window_starts
+from modeling_audiocap.modeling_audiocap import AttentivePooling, reduce_time, window_starts
 
 
 def test_one_hot_weights_select_exactly_one_layer():
@@ -56,7 +56,7 @@ def test_mean_pool_ignores_padding_frames():
 
 
 def test_attention_pooling_ignores_padding_frames():
-    pool = AttentionPooling(4)
+    pool = AttentivePooling(4)
     hidden = torch.randn(1, 5, 4)
     mask = torch.tensor([[1, 1, 0, 0, 0]], dtype=torch.bool)
     noisy = hidden.clone()

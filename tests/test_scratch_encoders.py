@@ -66,7 +66,7 @@ def padded_batch(resolved, seconds=(1.0, 0.6)) -> dict:
 
 
 def config_dict(config) -> dict:
-    return {k: v for k, v in config.to_dict().items() if k != "_name_or_path"}
+    return {k: v for k, v in config.to_dict().items() if k not in ("_name_or_path", "dtype")}
 
 
 def genre_model(name: str, **kwargs):
