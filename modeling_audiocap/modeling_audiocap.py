@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel, T5ForConditionalGeneration
 from transformers import initialization as init
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput, can_return_tuple
 
@@ -306,6 +308,14 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         return (self.pool_layers(hidden, frame_mask), window_clip_index), encoder_output
 
 
+# The captioner's audio projection is saved as `projection.*`, the name it had before it became `audio_projection`
+# (peft picks LoRA's fully trained modules by name suffix, and `projection` also matched the `feature_projection`
+# of wav2vec2-family encoders): loading maps the saved name to the module, saving maps it back.
+register_checkpoint_conversion_mapping(
+    "AudioEncoderT5ForCaptioning", [WeightRenaming(r"^projection\.", "audio_projection.")], overwrite=True
+)
+
+
 class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
     """Audio encoder -> layer weighting -> time reduction -> Linear(D -> d_model) -> T5.
 
@@ -323,7 +333,7 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         super().__init__(config)
         self.encoder = build_encoder(config.encoder)
         self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
-        self.projection = nn.Linear(layer_width(config.encoder, config.clap_output), config.text_config.d_model)
+        self.audio_projection = nn.Linear(layer_width(config.encoder, config.clap_output), config.text_config.d_model)
         self.t5 = T5ForConditionalGeneration(config.text_config)
         self.post_init()
 
@@ -392,7 +402,7 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         hidden, frame_mask, _ = self._encode(inputs, attention_mask, **extra)
         hidden = hidden[:, -1] if self.layer_weighting is None else self.layer_weighting(hidden)
         reduced, reduced_mask = reduce_time(hidden, frame_mask, self.config.time_reduction_stride)
-        embeds = self.projection(reduced)
+        embeds = self.audio_projection(reduced)
         mask = reduced_mask.long()
         if self.config.connector == "cross_attention":
             return BaseModelOutput(last_hidden_state=embeds), mask

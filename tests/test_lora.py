@@ -67,3 +67,28 @@ def test_lora_on_captioner_can_target_t5():
     encoder_only = apply_lora(model, r=2)
     t5_trainable = [n for n, p in encoder_only.named_parameters() if p.requires_grad and ".t5." in n]
     assert t5_trainable and not any("lora_" in n for n in t5_trainable)
+
+
+def test_lora_on_a_wav2vec2_captioner_trains_only_its_own_modules_fully_and_round_trips(tmp_path):
+    """The encoder's `feature_projection` stays frozen (peft's name-suffix match once caught it with the
+    captioner's projection), and the adapters with the fully trained modules reload into a fresh captioner."""
+    model, resolved = caption_model("wav2vec2")
+    model.save_pretrained(tmp_path / "base")
+    peft_model = apply_lora(model, r=2)
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert not any("feature_projection" in n for n in trainable)
+    assert any(".audio_projection." in n for n in trainable) and any(".layer_weighting." in n for n in trainable)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name or ".audio_projection." in name:
+                param.add_(0.1 * torch.randn_like(param))
+    peft_model.eval()
+    batch = batch_for(resolved)
+    labels = torch.tensor([[3, 4, 5, 1], [6, 7, 1, -100]])
+    with torch.no_grad():
+        expected = peft_model(**batch, labels=labels).loss
+    peft_model.save_pretrained(tmp_path / "adapter")
+    base = type(model).from_pretrained(tmp_path / "base")
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch, labels=labels).loss, expected)

@@ -5,6 +5,7 @@ adapters and the fully trained modules only, and `merge_and_unload()` gives back
 """
 
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils.other import ModulesToSaveWrapper
 from transformers import PreTrainedModel
 
 # Attention projections of each encoder family (the names of their nn.Linear modules).
@@ -20,7 +21,8 @@ ENCODER_ATTENTION_PROJECTIONS = {
 }
 T5_ATTENTION_PROJECTIONS = ("q", "v")
 # Modules outside the encoder that train fully when present.
-HEAD_MODULES = ("head", "layer_weighting", "attention_pooling", "projection")
+# peft picks these by name suffix: each name must end no module inside the encoder or T5 (`apply_lora` checks).
+HEAD_MODULES = ("head", "layer_weighting", "attention_pooling", "audio_projection")
 
 
 def lora_target_regex(model: PreTrainedModel, include_text_model: bool = False) -> str:
@@ -57,4 +59,12 @@ def apply_lora(
         target_modules=lora_target_regex(model, include_text_model),
         modules_to_save=modules_to_save,
     )
-    return get_peft_model(model, config)
+    wrapped = get_peft_model(model, config)
+    trained_fully = {
+        name.removeprefix("base_model.model.")
+        for name, module in wrapped.named_modules(remove_duplicate=False)
+        if isinstance(module, ModulesToSaveWrapper)
+    }
+    if trained_fully != set(modules_to_save):
+        raise RuntimeError(f"LoRA would train {sorted(trained_fully)} fully; expected exactly {sorted(modules_to_save)}")
+    return wrapped
