@@ -147,7 +147,7 @@ def test_captioner_trains_generates_and_round_trips(family, connector, tmp_path)
     out = model(**batch, labels=labels)
     assert torch.isfinite(out.loss)
     out.loss.backward()
-    assert model.projection.weight.grad is not None
+    assert model.audio_projection.weight.grad is not None
     model.eval()
     generated = model.generate(**batch, max_new_tokens=5, num_beams=2, do_sample=False)
     assert generated.shape[0] == 2 and generated.shape[1] <= 6
