@@ -20,12 +20,14 @@ CONNECTORS = ("t5_encoder", "cross_attention")
 # Default analysis window of a genre model, per encoder family: the clip length the family was pre-trained on, so that
 # no input (a 30-minute track) ever goes through the encoder as one sequence. MERT-v1 was pre-trained on 5 s crops;
 # CLAP's HTSAT on 10 s (its `is_longer` fusion starts beyond 10 s); Whisper and AST read fixed spectrograms, whose
-# length comes from their config (`WINDOW_FROM_CONFIG`); other families: 10 s.
+# length comes from their config (`WINDOW_FROM_CONFIG`), as does audiocap's auto-encoder's; other families: 10 s.
 DEFAULT_WINDOW_SECONDS: dict[str, float] = {"mert": 5.0, "clap_audio_model": 10.0}
 FALLBACK_WINDOW_SECONDS = 10.0
 WINDOW_FROM_CONFIG = {
     "whisper": lambda config: config.max_source_positions * 0.02,  # 1500 positions x 20 ms = 30 s
     "audio-spectrogram-transformer": lambda config: config.max_length * 0.01,  # 1024 frames x 10 ms = 10.24 s
+    # the auto-encoder reconstructs a fixed spectrogram of `num_frames` (centred) frames
+    "audiocap_conv_autoencoder": lambda config: (config.num_frames - 1) * config.hop_length / config.sampling_rate,
 }
 
 # The encoder config is a declared sub-config (so `attn_implementation` and `dtype` reach the encoder);

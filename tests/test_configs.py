@@ -23,7 +23,7 @@ def test_config_parses(path, tmp_path):
     if path.startswith(("musiccaps", "paper-musiccaps", "demo-caption")):
         dataclasses = (EncoderArguments, script("train_caption").CaptionArguments, AudioDataArguments,
                        Seq2SeqTrainingArguments)
-    elif path.startswith(("gtzan", "paper-gtzan", "fma", "demo.yaml")):
+    elif path.startswith(("gtzan", "paper-gtzan", "paper-fma", "fma", "demo.yaml")):
         dataclasses = (EncoderArguments, script("train_genre").GenreArguments, AudioDataArguments, TrainingArguments)
     else:
         pytest.skip(f"{path} is not a genre or captioning run")
