@@ -22,7 +22,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from modeling_audiocap import AudioCaptionConfig, AudioEncoderT5ForCaptioning, resolve_encoder
+from modeling_audiocap import AudioEncoderT5ForCaptioning, resolve_encoder
 from modeling_audiocap.analysis import plot_training_curves
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.captions import load_caption_dataset
@@ -99,19 +99,15 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
     else:
         tokenizer = AutoTokenizer.from_pretrained(cap_args.text_model_name_or_path)
         t5 = T5ForConditionalGeneration.from_pretrained(cap_args.text_model_name_or_path)
-    config = AudioCaptionConfig(
-        encoder=resolved.config,
-        text_config=t5.config,
+    model = AudioEncoderT5ForCaptioning.from_encoder_decoder_pretrained(
+        resolved,
+        t5,
         connector=cap_args.connector,
         time_reduction_stride=cap_args.time_reduction_stride,
         use_layer_weighting=enc_args.use_layer_weighting,
-        sampling_rate=resolved.sampling_rate,
         window_seconds=data_args.max_length_seconds,
         clap_output=enc_args.clap_output,
     )
-    model = AudioEncoderT5ForCaptioning(config)
-    model.encoder = resolved.model
-    model.t5 = t5
     model.generation_config.max_length = None  # max_new_tokens rules: T5's default max_length (20) would conflict
     model.generation_config.update(
         max_new_tokens=cap_args.max_new_tokens,

@@ -17,7 +17,7 @@ import torch
 from scipy.special import softmax
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
-from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder
+from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.analysis import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.hub import package_versions, push_folder, render_genre_card, take_hub_settings
@@ -72,21 +72,16 @@ def genre_splits(data_args: AudioDataArguments, genre_args: GenreArguments, seed
 
 def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names):
     resolved = resolve_encoder(enc_args.encoder_name_or_path, clap_output=enc_args.clap_output)
-    id2label = dict(enumerate(label_names))
-    config = AudioGenreConfig(
-        encoder=resolved.config,
-        id2label=id2label,
-        label2id={name: i for i, name in id2label.items()},
+    model = AudioEncoderForGenreClassification.from_encoder_pretrained(
+        resolved,
+        dict(enumerate(label_names)),
         use_layer_weighting=enc_args.use_layer_weighting,
         pooling=genre_args.pooling,
         head_hidden_size=genre_args.head_hidden_size,
         head_dropout=genre_args.head_dropout,
         window_seconds=data_args.max_length_seconds,
-        sampling_rate=resolved.sampling_rate,
         clap_output=enc_args.clap_output,
     )
-    model = AudioEncoderForGenreClassification(config)
-    model.encoder = resolved.model
     processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=data_args.max_length_seconds,
                                   hop_seconds=data_args.hop_seconds)
     return model, processor

@@ -20,8 +20,7 @@ def run(clips: int = 8, seconds: float = 10.0, tokens: int = 32, device: str | N
     torch.manual_seed(0)
     resolved = resolve_encoder("audiocap/melcnn")
     config = AudioCaptionConfig(encoder=resolved.config, text_config=T5_SMALL, sampling_rate=resolved.sampling_rate)
-    model = AudioEncoderT5ForCaptioning(config).to(device).eval()
-    model.encoder = resolved.model.to(device).eval()
+    model = AudioEncoderT5ForCaptioning(config, encoder=resolved.model).to(device).eval()
     audio = torch.randn(clips, int(seconds * resolved.sampling_rate), device=device) * 0.1
     results = {"device": device, "clips": clips, "seconds_per_clip": seconds, "tokens_per_caption": tokens}
     for name, beams in (("greedy", 1), ("beam5", 5)):

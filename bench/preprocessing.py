@@ -98,15 +98,12 @@ def run(files: int = 6, seconds: float = 30.0, rounds: int = 5, log=print) -> di
 
 def _genre_model_dir(folder: Path) -> Path:
     """A MERT-95M-shaped genre model with its processor, saved as train_genre.py saves one."""
-    from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, AudioGenreConfig, MERTConfig
+    from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, MERTConfig
     from modeling_audiocap.encoders import resolve_encoder
 
     resolved = resolve_encoder(MERTConfig(sampling_rate=TARGET_RATE))
     labels = dict(enumerate(("blues", "classical", "jazz", "metal", "pop")))
-    config = AudioGenreConfig(encoder=resolved.config, id2label=labels, label2id={v: k for k, v in labels.items()},
-                              window_seconds=5.0, sampling_rate=TARGET_RATE)
-    model = AudioEncoderForGenreClassification(config).eval()
-    model.encoder = resolved.model.eval()
+    model = AudioEncoderForGenreClassification.from_encoder_pretrained(resolved, labels, window_seconds=5.0).eval()
     model.save_pretrained(folder)
     AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=5.0).save_pretrained(folder)
     return folder

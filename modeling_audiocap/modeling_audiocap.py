@@ -16,7 +16,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
-from .encoders import resolve_encoder
+from .encoders import ResolvedEncoder, resolve_encoder
 from .modeling_encoders import build_encoder, encode_layers_with_outputs, is_waveform_encoder, layer_width, num_layers
 from .pipelines import register_audio_classification
 from .processing_audiocap import average_windows
@@ -186,6 +186,15 @@ class AudioCapPreTrainedModel(PreTrainedModel):
         )
 
 
+def _checked_part(module: PreTrainedModel, config) -> PreTrainedModel:
+    """A given sub-model, which must be of the family its config names (the composite config holds its config)."""
+    if module.config.model_type != config.model_type:
+        raise ValueError(
+            f"the config describes a {config.model_type!r} sub-model, but a {module.config.model_type!r} model was given"
+        )
+    return module
+
+
 class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
     """Audio encoder -> layer weighting -> pooling -> MLP head.
 
@@ -202,30 +211,32 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
 
     config_class = AudioGenreConfig
 
-    def __init__(self, config: AudioGenreConfig):
+    def __init__(self, config: AudioGenreConfig, encoder: PreTrainedModel | None = None):
+        """`encoder`: the encoder module to use as is (pretrained weights kept); built from `config.encoder` with
+        random weights when None."""
         super().__init__(config)
         register_audio_classification(self)
         width = layer_width(config.encoder, config.clap_output)
-        self.encoder = build_encoder(config.encoder)
         self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
         self.attention_pooling = AttentivePooling(width) if config.pooling == "attention" else None
         self.head = GenreHead(width, config.head_hidden_size, config.num_labels, config.head_dropout)
+        self.encoder = build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
         self.post_init()
 
     @classmethod
     def from_encoder_pretrained(
-        cls, encoder_name_or_path: str, id2label: dict[int, str], **config_kwargs
+        cls, encoder: "str | ResolvedEncoder", id2label: dict[int, str], **config_kwargs
     ) -> "AudioEncoderForGenreClassification":
-        """A classifier around a pretrained encoder (Hub id, local dir, or a short audiocap encoder name). Without
-        `window_seconds`, the config's default window for the encoder family applies."""
-        resolved = resolve_encoder(encoder_name_or_path)
-        config_kwargs.setdefault("sampling_rate", resolved.sampling_rate)
+        """A classifier around a pretrained encoder: a Hub id, a local dir, a short audiocap encoder name, or a
+        `ResolvedEncoder` already made by `resolve_encoder`. The encoder is built once. Without `window_seconds`,
+        the config's default window for the encoder family applies."""
+        if not isinstance(encoder, ResolvedEncoder):
+            encoder = resolve_encoder(encoder, clap_output=config_kwargs.get("clap_output", "projected"))
+        config_kwargs.setdefault("sampling_rate", encoder.sampling_rate)
         config = AudioGenreConfig(
-            encoder=resolved.config, id2label=dict(id2label), label2id={v: k for k, v in id2label.items()}, **config_kwargs
+            encoder=encoder.config, id2label=dict(id2label), label2id={v: k for k, v in id2label.items()}, **config_kwargs
         )
-        model = cls(config)
-        model.encoder = resolved.model
-        return model
+        return cls(config, encoder=encoder.model)
 
     def pool_layers(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
         """`(B, L, T, D)` -> pooled embedding `(B, D)`: layer weighting, then masked mean or attention pooling."""
@@ -329,26 +340,39 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
     config_class = AudioCaptionConfig
     _keys_to_ignore_on_load_missing = [r"t5\.encoder\.embed_tokens\.weight", r"t5\.decoder\.embed_tokens\.weight"]
 
-    def __init__(self, config: AudioCaptionConfig):
+    def __init__(
+        self,
+        config: AudioCaptionConfig,
+        encoder: PreTrainedModel | None = None,
+        text_model: T5ForConditionalGeneration | None = None,
+    ):
+        """`encoder` / `text_model`: modules to use as they are (pretrained weights kept); built from the config with
+        random weights when None."""
         super().__init__(config)
-        self.encoder = build_encoder(config.encoder)
         self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
         self.audio_projection = nn.Linear(layer_width(config.encoder, config.clap_output), config.text_config.d_model)
-        self.t5 = T5ForConditionalGeneration(config.text_config)
+        self.encoder = build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
+        if text_model is None:
+            text_model = T5ForConditionalGeneration(config.text_config)
+        self.t5 = _checked_part(text_model, config.text_config)
         self.post_init()
 
     @classmethod
     def from_encoder_decoder_pretrained(
-        cls, encoder_name_or_path: str, text_model_name_or_path: str, **config_kwargs
+        cls,
+        encoder: "str | ResolvedEncoder",
+        text_model: str | T5ForConditionalGeneration,
+        **config_kwargs,
     ) -> "AudioEncoderT5ForCaptioning":
-        """A captioner from a pretrained encoder and a pretrained T5 (Hub ids or local dirs)."""
-        resolved = resolve_encoder(encoder_name_or_path)
-        t5 = T5ForConditionalGeneration.from_pretrained(text_model_name_or_path)
-        config_kwargs.setdefault("sampling_rate", resolved.sampling_rate)
-        model = cls(AudioCaptionConfig(encoder=resolved.config, text_config=t5.config, **config_kwargs))
-        model.encoder = resolved.model
-        model.t5 = t5
-        return model
+        """A captioner from a pretrained encoder (Hub id, local dir, short name, or a `ResolvedEncoder`) and a T5
+        (Hub id, local dir, or a model); each is built once."""
+        if not isinstance(encoder, ResolvedEncoder):
+            encoder = resolve_encoder(encoder, clap_output=config_kwargs.get("clap_output", "projected"))
+        if not isinstance(text_model, T5ForConditionalGeneration):
+            text_model = T5ForConditionalGeneration.from_pretrained(text_model)
+        config_kwargs.setdefault("sampling_rate", encoder.sampling_rate)
+        config = AudioCaptionConfig(encoder=encoder.config, text_config=text_model.config, **config_kwargs)
+        return cls(config, encoder=encoder.model, text_model=text_model)
 
     @classmethod
     def can_generate(cls) -> bool:

@@ -298,3 +298,42 @@ def test_the_attention_implementation_reaches_every_sub_model(tmp_path):
         loaded = AudioEncoderT5ForCaptioning.from_pretrained(tmp_path, **kwargs)
         implementations = {loaded.encoder.config._attn_implementation, loaded.t5.config._attn_implementation}
         assert implementations == {expected}, (requested, implementations)
+
+
+def test_each_part_is_built_once(monkeypatch, encoder_dir):
+    """Models are built from their parts (as SpeechEncoderDecoderModel is): `from_encoder_pretrained`,
+    `from_encoder_decoder_pretrained` and the training scripts' `build_model` construct the encoder (and T5) once,
+    never a random one that is then replaced, and keep the given weights."""
+    from test_paper_presets import script
+    from transformers import T5ForConditionalGeneration, Wav2Vec2Model
+
+    from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments
+
+    built = []
+
+    def count_constructions(cls) -> None:
+        original = cls.__init__
+
+        def init(self, *args, **kwargs):
+            built.append(cls.__name__)
+            original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", init)
+
+    count_constructions(Wav2Vec2Model)
+    count_constructions(T5ForConditionalGeneration)
+    model = AudioEncoderForGenreClassification.from_encoder_pretrained(str(encoder_dir), {0: "a", 1: "b"})
+    assert built == ["Wav2Vec2Model"] and model.base_model is model.encoder
+    reference = Wav2Vec2Model.from_pretrained(encoder_dir)
+    assert all(torch.equal(p, reference.state_dict()[k]) for k, p in model.encoder.state_dict().items())
+    built.clear()
+    t5 = T5ForConditionalGeneration(tiny_t5_config())
+    AudioEncoderT5ForCaptioning.from_encoder_decoder_pretrained(str(encoder_dir), t5)
+    assert sorted(built) == ["T5ForConditionalGeneration", "Wav2Vec2Model"]
+    built.clear()
+    train_genre = script("train_genre")
+    train_genre.build_model(EncoderArguments(encoder_name_or_path=str(encoder_dir)), train_genre.GenreArguments(),
+                            AudioDataArguments(max_length_seconds=1.0), ["a", "b"])
+    assert built == ["Wav2Vec2Model"]
+    with pytest.raises(ValueError, match="'t5' model was given"):
+        AudioEncoderForGenreClassification(model.config, encoder=T5ForConditionalGeneration(tiny_t5_config()))

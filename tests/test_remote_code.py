@@ -31,7 +31,9 @@ result["pipeline"] = classifier(wav_path, top_k=3)
 
 caption_inputs = dict(np.load(caption_dir + "/inputs.npz"))
 captioner = AutoModelForSpeechSeq2Seq.from_pretrained(caption_dir, trust_remote_code=True).eval()
-saved = load_file(caption_dir + "/model.safetensors")
+# the captioner's audio projection is saved under its former name, `projection.*` (mapped on load and save)
+saved = {k.replace("projection.", "audio_projection.", 1) if k.startswith("projection.") else k: v
+         for k, v in load_file(caption_dir + "/model.safetensors").items()}
 loaded = captioner.state_dict()
 result["caption_weights_equal"] = all(torch.equal(saved[k], loaded[k]) for k in saved)
 result["caption_missing"] = sorted(set(loaded) - set(saved))

@@ -202,12 +202,9 @@ def toy_task(resolved, n: int = 8, seconds: float = 0.5, seed: int = 0):
 @pytest.mark.parametrize("name", NAMES)
 def test_a_few_steps_learn_low_vs_high_tones(name):
     resolved = resolve_encoder(f"audiocap/{name}")
-    config = AudioGenreConfig(
-        encoder=resolved.config, id2label={0: "low", 1: "high"}, label2id={"low": 0, "high": 1},
-        sampling_rate=resolved.sampling_rate, head_hidden_size=32, head_dropout=0.0,
-    )
-    model = AudioEncoderForGenreClassification(config).train()
-    model.encoder = resolved.model
+    model = AudioEncoderForGenreClassification.from_encoder_pretrained(
+        resolved, {0: "low", 1: "high"}, head_hidden_size=32, head_dropout=0.0
+    ).train()
     batch, labels = toy_task(resolved)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []

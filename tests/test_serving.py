@@ -34,14 +34,9 @@ needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ff
 
 
 def build_like_train_genre(family: str, window_seconds: float, normalize: bool = False):
-    """Model and processor as `train_genre.build_model` makes them (config + constructor + the resolved encoder)."""
+    """Model and processor as `train_genre.build_model` makes them (the resolved encoder, built into the model)."""
     resolved = resolve_encoder(tiny_encoder_config(family))
-    config = AudioGenreConfig(
-        encoder=resolved.config, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
-        window_seconds=window_seconds, sampling_rate=resolved.sampling_rate,
-    )
-    model = AudioEncoderForGenreClassification(config)
-    model.encoder = resolved.model
+    model = AudioEncoderForGenreClassification.from_encoder_pretrained(resolved, LABELS, window_seconds=window_seconds)
     processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=window_seconds, normalize=normalize)
     return model.eval(), processor
 
