@@ -41,6 +41,7 @@ from modeling_audiocap.training.runs import (
     load_splits,
     model_selection,
     seeded_sample,
+    set_script_arguments,
     start_run,
     train_resuming,
     trained_model,
@@ -49,6 +50,12 @@ from modeling_audiocap.training.text import small_t5_config, train_caption_token
 
 logger = logging.getLogger("audiocap.train_caption")
 SCRATCH = "scratch"
+# Seq2SeqTrainingArguments this script owns: name -> (value, why).
+SCRIPT_ARGUMENTS = {
+    "remove_unused_columns": (False, "the collator reads columns the model does not take (waveforms, captions)"),
+    "predict_with_generate": (True, "evaluation scores generated captions"),
+    "label_names": (["labels"], "the collator puts the caption tokens in `labels`"),
+}
 # Attribute columns of the built-in set that the generated captions are checked against.
 BUILTIN_ATTRIBUTES = ("genre", "tempo_class", "mode", "instrument", "drums", "tempo_bpm")
 
@@ -279,9 +286,7 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
                                      similarity_model=cap_args.similarity_model)
         return {k: v for k, v in scores.items() if isinstance(v, float)}
 
-    training_args.remove_unused_columns = False
-    training_args.predict_with_generate = True
-    training_args.label_names = ["labels"]
+    set_script_arguments(training_args, "train_caption.py", SCRIPT_ARGUMENTS)
     validation = decoded.get("validation")
     if validation is None:
         evaluate_without_validation(training_args, cap_args.early_stopping_patience)

@@ -37,6 +37,8 @@ from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,
     model_selection,
+    SaveProcessor,
+    set_script_arguments,
     start_run,
     train_resuming,
     trained_model,
@@ -45,6 +47,11 @@ from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, writ
 
 logger = logging.getLogger("audiocap.train_genre")
 EMBEDDING_SPLITS = ("train", "test")  # PCA plots and mean pairwise cosine similarity, before and after training
+# TrainingArguments this script owns: name -> (value, why).
+SCRIPT_ARGUMENTS = {
+    "remove_unused_columns": (False, "the collators read columns the model does not take (clip ids, waveforms)"),
+    "label_names": (["labels"], "the collators put the genre in `labels`"),
+}
 
 
 @dataclass
@@ -207,8 +214,8 @@ def main() -> None:
     train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout) if enc_args.encoder_mode == "lora" else model
     metric = load_metric("genre_classification")
     hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
-    trainer = make_trainer(train_model, train_rows, windows.get("validation"), collator, callbacks, metric, label_names,
-                           enc_args, genre_args, training_args)
+    trainer = make_trainer(train_model, train_rows, windows.get("validation"), collator, processor, callbacks, metric,
+                           label_names, enc_args, genre_args, training_args)
     train_resuming(trainer, genre_args.overwrite_output_dir)
 
     model = trained_model(trainer, enc_args.encoder_mode)
@@ -277,15 +284,17 @@ def run_settings(model, enc_args: EncoderArguments, genre_args: GenreArguments, 
     )
 
 
-def make_trainer(train_model, train_rows, validation_rows, collator, callbacks: list, metric, label_names: list[str],
-                 enc_args: EncoderArguments, genre_args: GenreArguments, training_args: TrainingArguments) -> Trainer:
-    """The Trainer: validation each epoch and the best epoch kept, or (no validation split) the last epoch."""
-    training_args.remove_unused_columns = False
-    training_args.label_names = ["labels"]
+def make_trainer(train_model, train_rows, validation_rows, collator, processor: AudioCapProcessor, callbacks: list,
+                 metric, label_names: list[str], enc_args: EncoderArguments, genre_args: GenreArguments,
+                 training_args: TrainingArguments) -> Trainer:
+    """The Trainer: validation each epoch and the best epoch kept, or (no validation split) the last epoch; every
+    checkpoint carries the processor."""
+    set_script_arguments(training_args, "train_genre.py", SCRIPT_ARGUMENTS)
     if validation_rows is None:
         evaluate_without_validation(training_args, genre_args.early_stopping_patience)
     if genre_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
+    callbacks.append(SaveProcessor(processor))
     return Trainer(
         model=train_model,
         args=training_args,

@@ -129,6 +129,7 @@ def test_interrupted_run_resumes_and_failed_push_keeps_the_result(tmp_path, enco
     out, _ = run_train(tmp_path, encoder_dir, data_dir, "frozen")
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert checkpoints, "a checkpoint is kept each epoch"
+    assert (checkpoints[-1] / "processor_config.json").exists(), "a checkpoint is a complete model folder"
     steps_done = int(checkpoints[-1].name.split("-")[1])
     # Train further in the same output_dir: it resumes from the last checkpoint instead of starting over, and the
     # Hub push fails (offline) without losing the local result.
