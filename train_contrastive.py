@@ -42,7 +42,7 @@ from transformers import get_scheduler
 from modeling_audiocap import resolve_encoder
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.genre import load_genre_dataset
-from modeling_audiocap.encoders import SCRATCH_ENCODER_NAMES
+from modeling_audiocap.encoder_families import short_names
 from modeling_audiocap.hub import package_versions
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
 from modeling_audiocap.training.augment import (
@@ -282,7 +282,7 @@ def start(args: ContrastiveArguments, data_args: AudioDataArguments) -> Run:
     transformers.utils.logging.set_verbosity_warning()
     set_seed(args.seed)
     resolved = resolve_encoder(args.encoder_name_or_path, config_overrides=args.config_overrides())
-    random_start = args.encoder_name_or_path in SCRATCH_ENCODER_NAMES and not os.path.isdir(args.encoder_name_or_path)
+    random_start = args.encoder_name_or_path in short_names() and not os.path.isdir(args.encoder_name_or_path)
     random_encoder = copy.deepcopy(resolved.model) if random_start else random_init_like(resolved.model, args.seed)
     model = ContrastiveModel(
         resolved.model, resolved.feature_extractor, args.projection_dim, args.projection_hidden_size

@@ -23,7 +23,8 @@ import torch
 from modeling_audiocap import resolve_encoder
 from modeling_audiocap.embedding.runtime import LayerEmbedder, inference_ready, load_encoder
 from modeling_audiocap.modeling_audiocap import mean_pool
-from modeling_audiocap.modeling_encoders import encode_layers, main_input_name
+from modeling_audiocap.encoder_families import encoder_family
+from modeling_audiocap.modeling_encoders import encode_layers
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 
 from .common import PeakMemory, timed
@@ -60,7 +61,7 @@ def count_flops(loaded, features: dict) -> dict:
 
     model, config = loaded.model, loaded.config
     inputs = dict(features)
-    main = inputs.pop(main_input_name(config))
+    main = inputs.pop(encoder_family(config).input_name)
     mask = inputs.pop("attention_mask", None)
     counter = FlopCounterMode(display=False)
     # the model's own FLOPs: the positional convolution counted as the convolution it is, not as computed by FFT
@@ -83,7 +84,7 @@ def count_flops(loaded, features: dict) -> dict:
 
 def _naive(loaded, clip: dict, device: torch.device):
     inputs = dict(clip)
-    main = inputs.pop(main_input_name(loaded.config)).to(device)
+    main = inputs.pop(encoder_family(loaded.config).input_name).to(device)
     mask = inputs.pop("attention_mask", None)
     mask = None if mask is None else mask.to(device)
     extra = {k: v.to(device) for k, v in inputs.items()}

@@ -5,30 +5,12 @@ from typing import Any
 from transformers import AutoConfig, PretrainedConfig, T5Config
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_mert import MERTConfig
-from .configuration_scratch import SCRATCH_CONFIG_CLASSES
-
-# Encoder configs defined in this package. They are resolved here rather than through AutoConfig so that a saved
-# model also rebuilds through `trust_remote_code=True` in a process where this package is not installed.
-LOCAL_ENCODER_CONFIGS: dict[str, type[PretrainedConfig]] = {MERTConfig.model_type: MERTConfig, **SCRATCH_CONFIG_CLASSES}
+from .encoder_families import encoder_family, local_config_class
 
 # How the CLAP audio tower is read: its hidden states are a Swin pyramid, not a uniform stack of layers.
 CLAP_OUTPUTS = ("projected", "last_hidden_state")
 POOLINGS = ("mean", "attention")
 CONNECTORS = ("t5_encoder", "cross_attention")
-
-# Default analysis window of a genre model, per encoder family: the clip length the family was pre-trained on, so that
-# no input (a 30-minute track) ever goes through the encoder as one sequence. MERT-v1 was pre-trained on 5 s crops;
-# CLAP's HTSAT on 10 s (its `is_longer` fusion starts beyond 10 s); Whisper and AST read fixed spectrograms, whose
-# length comes from their config (`WINDOW_FROM_CONFIG`), as does audiocap's auto-encoder's; other families: 10 s.
-DEFAULT_WINDOW_SECONDS: dict[str, float] = {"mert": 5.0, "clap_audio_model": 10.0}
-FALLBACK_WINDOW_SECONDS = 10.0
-WINDOW_FROM_CONFIG = {
-    "whisper": lambda config: config.max_source_positions * 0.02,  # 1500 positions x 20 ms = 30 s
-    "audio-spectrogram-transformer": lambda config: config.max_length * 0.01,  # 1024 frames x 10 ms = 10.24 s
-    # the auto-encoder reconstructs a fixed spectrogram of `num_frames` (centred) frames
-    "audiocap_conv_autoencoder": lambda config: (config.num_frames - 1) * config.hop_length / config.sampling_rate,
-}
 
 # The encoder config is a declared sub-config (so `attn_implementation` and `dtype` reach the encoder);
 # it is resolved by `encoder_config_from` (audiocap's own families included), wav2vec2 when none is given.
@@ -43,17 +25,17 @@ def encoder_config_from(value: PretrainedConfig | dict[str, Any]) -> PretrainedC
         raise ValueError(f"encoder config must be a PretrainedConfig or a dict with 'model_type', got {value!r}")
     kwargs = dict(value)
     model_type = kwargs.pop("model_type")
-    if model_type in LOCAL_ENCODER_CONFIGS:
-        return LOCAL_ENCODER_CONFIGS[model_type](**kwargs)
-    return AutoConfig.for_model(model_type, **kwargs)
+    # audiocap's own encoder configs are resolved here rather than through AutoConfig, so that a saved model also
+    # rebuilds through `trust_remote_code=True` in a process where this package is not installed
+    config_class = local_config_class(model_type)
+    return config_class(**kwargs) if config_class is not None else AutoConfig.for_model(model_type, **kwargs)
 
 
 def default_window_seconds(encoder: PretrainedConfig) -> float:
-    """The window a genre model over `encoder` cuts long inputs into when its config gives none (see
-    `DEFAULT_WINDOW_SECONDS`)."""
-    if encoder.model_type in WINDOW_FROM_CONFIG:
-        return float(WINDOW_FROM_CONFIG[encoder.model_type](encoder))
-    return DEFAULT_WINDOW_SECONDS.get(encoder.model_type, FALLBACK_WINDOW_SECONDS)
+    """The window a genre model over `encoder` cuts long inputs into when its config gives none: the clip length its
+    family was pre-trained on (`EncoderFamily.default_window_seconds`), so that no input (a 30-minute track) ever goes
+    through the encoder as one sequence."""
+    return float(encoder_family(encoder).default_window_seconds(encoder))
 
 
 class AudioGenreConfig(PretrainedConfig):

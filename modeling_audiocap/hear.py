@@ -24,10 +24,10 @@ from torch import nn
 from .audio import window_starts
 from .encoders import resolve_encoder
 from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
-from .modeling_encoders import encode_layers, layer_width, num_layers
+from .encoder_families import encoder_family
+from .modeling_encoders import encode_layers
 from .processing_audiocap import AudioCapProcessor
 
-FRAMELESS_MODEL_TYPES = ("audio-spectrogram-transformer", "clap_audio_model")
 HOP_MS = 50.0  # timestamp hop of frameless encoders
 
 
@@ -45,9 +45,10 @@ class HearModel(nn.Module):
         self.window_seconds = window_seconds
         self.timestamp_window_seconds = timestamp_window_seconds
         self.sample_rate = processor.sampling_rate
-        self.scene_embedding_size = layer_width(encoder_config, clap_output)
+        self.family = encoder_family(encoder_config)
+        self.scene_embedding_size = self.family.layer_width(encoder_config, clap_output)
         self.timestamp_embedding_size = self.scene_embedding_size
-        self.frame_level = encoder_config.model_type not in FRAMELESS_MODEL_TYPES
+        self.frame_level = self.family.frames
 
     def weigh(self, hidden: torch.Tensor) -> torch.Tensor:
         """`(B, L, T, D)` -> `(B, T, D)`."""
@@ -62,10 +63,8 @@ class HearModel(nn.Module):
         frames = frames[0]
         if not self.frame_level:
             return mean_pool(frames[None], None)
-        if frame_mask is not None:
+        if frame_mask is not None:  # e.g. Whisper's 30 s of features: only the frames that cover the audio
             frames = frames[frame_mask[0].bool()]
-        if self.encoder_config.model_type == "whisper":  # padded to 30 s: keep the frames that cover the audio
-            frames = frames[: max(1, round(frames.shape[0] * wave.shape[0] / (30 * self.sample_rate)))]
         return frames
 
     @torch.inference_mode()
@@ -77,9 +76,7 @@ class HearModel(nn.Module):
     def _weighted_frames(self, waves: list[torch.Tensor]):
         """Windows -> layer-weighted frames `(B, T, D)` and the frame mask (None when every frame is valid)."""
         features = self.processor.featurize(waves)
-        inputs = features.pop("input_values", None)
-        if inputs is None:
-            inputs = features.pop("input_features")
+        inputs = features.pop(self.family.input_name)
         mask = features.pop("attention_mask", None)
         hidden, frame_mask = encode_layers(self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features)
         return self.weigh(hidden), frame_mask
@@ -103,7 +100,7 @@ def load_model(
                          model.config.clap_output, model.config.window_seconds or window_seconds,
                          timestamp_window_seconds)
     resolved = resolve_encoder(model_file_path)
-    if num_layers(resolved.config) < 1:
+    if resolved.num_layers < 1:
         raise ValueError(f"{model_file_path} has no hidden-state layers to embed")
     return HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor),
                      window_seconds=window_seconds, timestamp_window_seconds=timestamp_window_seconds)

@@ -17,7 +17,8 @@ from transformers.utils import ModelOutput, can_return_tuple
 from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import ResolvedEncoder, resolve_encoder
-from .modeling_encoders import build_encoder, encode_layers_with_outputs, is_waveform_encoder, layer_width, num_layers
+from .encoder_families import encoder_family
+from .modeling_encoders import build_encoder, encode_layers_with_outputs
 from .pipelines import register_audio_classification
 from .processing_audiocap import average_windows
 
@@ -157,12 +158,10 @@ class AudioCapPreTrainedModel(PreTrainedModel):
 
     def freeze_feature_encoder(self) -> None:
         """Keep only the convolutional feature encoder of a waveform encoder fixed."""
-        if hasattr(self.encoder, "freeze_feature_encoder"):
-            self.encoder.freeze_feature_encoder()
-        elif hasattr(getattr(self.encoder, "feature_extractor", None), "_freeze_parameters"):  # HuBERT, MERT
-            self.encoder.feature_extractor._freeze_parameters()
-        else:
+        freeze = encoder_family(self.config.encoder).freeze_feature_encoder
+        if freeze is None:
             raise ValueError(f"{type(self.encoder).__name__} has no convolutional feature encoder to freeze")
+        freeze(self.encoder)
 
     def _encoder_inputs(self, input_values, input_features):
         inputs = input_values if input_values is not None else input_features
@@ -216,8 +215,9 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         random weights when None."""
         super().__init__(config)
         register_audio_classification(self)
-        width = layer_width(config.encoder, config.clap_output)
-        self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
+        family = encoder_family(config.encoder)
+        width = family.layer_width(config.encoder, config.clap_output)
+        self.layer_weighting = LayerWeighting(family.num_layers(config.encoder)) if config.use_layer_weighting else None
         self.attention_pooling = AttentivePooling(width) if config.pooling == "attention" else None
         self.head = GenreHead(width, config.head_hidden_size, config.num_labels, config.head_dropout)
         self.encoder = build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
@@ -303,7 +303,7 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         samples (its `attention_mask`) cut as the processor cuts a clip (`window_starts`), to be averaged per clip
         (`average_windows`)."""
         window = None
-        if self.config.window_seconds and is_waveform_encoder(self.config.encoder):
+        if self.config.window_seconds and encoder_family(self.config.encoder).waveform:
             window = int(round(self.config.window_seconds * self.config.sampling_rate))
         if window is None or inputs.shape[-1] <= window:
             hidden, frame_mask, encoder_output = self._encode(inputs, attention_mask, **kwargs)
@@ -349,8 +349,10 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         """`encoder` / `text_model`: modules to use as they are (pretrained weights kept); built from the config with
         random weights when None."""
         super().__init__(config)
-        self.layer_weighting = LayerWeighting(num_layers(config.encoder)) if config.use_layer_weighting else None
-        self.audio_projection = nn.Linear(layer_width(config.encoder, config.clap_output), config.text_config.d_model)
+        family = encoder_family(config.encoder)
+        self.layer_weighting = LayerWeighting(family.num_layers(config.encoder)) if config.use_layer_weighting else None
+        width = family.layer_width(config.encoder, config.clap_output)
+        self.audio_projection = nn.Linear(width, config.text_config.d_model)
         self.encoder = build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
         if text_model is None:
             text_model = T5ForConditionalGeneration(config.text_config)

@@ -38,19 +38,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import (
-    ASTFeatureExtractor,
-    AutoTokenizer,
-    BatchFeature,
-    ClapFeatureExtractor,
-    PreTrainedTokenizerBase,
-    ProcessorMixin,
-    WhisperFeatureExtractor,
-)
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 from transformers.utils import cached_file
 
 from .audio import is_audio_decoder, cut_windows, load_audio, peak_normalize
 from .audio_stream import iter_windows
+from .encoder_families import feature_extractor_family
 
 logger = logging.getLogger(__name__)
 
@@ -329,25 +322,12 @@ class AudioCapProcessor(ProcessorMixin):
                 "%s keeps at most %.1f s of audio; longer clips are cut by it. Set window_seconds to cover them.",
                 type(extractor).__name__, limit / self.sampling_rate,
             )
-        kwargs: dict[str, Any] = {"sampling_rate": self.sampling_rate, "return_tensors": return_tensors}
-        if isinstance(extractor, WhisperFeatureExtractor):
-            kwargs["return_attention_mask"] = True  # padded to 30 s: the model masks the padding's frames
-        elif not isinstance(extractor, (ASTFeatureExtractor, ClapFeatureExtractor)):
-            # waveform encoders: pad to the longest chunk; mask it when the extractor was trained with a mask
-            kwargs["padding"] = "longest"
-            kwargs["return_attention_mask"] = bool(getattr(extractor, "return_attention_mask", False))
-        return dict(extractor(arrays, **kwargs))
+        kwargs = feature_extractor_family(extractor).featurize_kwargs(extractor)
+        return dict(extractor(arrays, sampling_rate=self.sampling_rate, return_tensors=return_tensors, **kwargs))
 
     def _max_input_samples(self) -> int | None:
         """How much audio a fixed-length spectrogram extractor keeps (it silently cuts the rest)."""
-        extractor = self.feature_extractor
-        if isinstance(extractor, WhisperFeatureExtractor):
-            return int(extractor.n_samples)
-        if isinstance(extractor, ClapFeatureExtractor):
-            return int(extractor.nb_max_samples)
-        if isinstance(extractor, ASTFeatureExtractor):  # 10 ms frames
-            return int(extractor.max_length * self.sampling_rate // 100)
-        return None
+        return feature_extractor_family(self.feature_extractor).max_input_samples(self.feature_extractor)
 
     def _labels(self, texts: list[str], max_length: int | None) -> np.ndarray:
         tokenizer = self._require_tokenizer("turn text= into labels")

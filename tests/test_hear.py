@@ -39,6 +39,14 @@ def test_hear_uses_the_saved_models_layer_weighting(tmp_path):
     torch.testing.assert_close(embeddings[0], hidden[0])
 
 
+def test_whisper_gives_its_frames_that_cover_the_sound():
+    """Whisper pads every window to 30 s; its frame mask keeps the 50 frames a second of the sound itself."""
+    resolved = resolve_encoder(tiny_encoder_config("whisper"))
+    model = hear.HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor))
+    embeddings, times = hear.get_timestamp_embeddings(torch.randn(1, 2 * 16000) * 0.1, model)
+    assert embeddings.shape == (1, 100, 32) and 1980 < times[0, -1] < 2000
+
+
 @pytest.mark.parametrize("family", ["ast", "clap"])
 def test_frameless_encoders_give_an_embedding_every_50_ms(family):
     """AST / CLAP: a window centred on each timestamp, 50 ms apart (HEAR's largest hop), zero-padded at the edges."""

@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder, window_starts
 from modeling_audiocap.configuration_scratch import MUSIC2VEC_PRESETS, ConvAutoEncoderConfig
-from modeling_audiocap.encoders import SCRATCH_ENCODER_NAMES
+from modeling_audiocap.encoder_families import SCRATCH_ENCODER_NAMES
 from modeling_audiocap.modeling_scratch import ConvAutoEncoderModel
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
 

@@ -63,6 +63,7 @@ def test_saved_models_load_with_remote_code_only(tmp_path):
     config = json.loads((genre_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModelForAudioClassification"].endswith("AudioEncoderForGenreClassification")
     assert (genre_dir / "modeling_mert.py").exists() and (genre_dir / "modeling_encoders.py").exists()
+    assert (genre_dir / "encoder_families.py").exists()
 
     captioner, cresolved = caption_model("wav2vec2")
     cbatch = featurize(cresolved.feature_extractor, [tone(1.0, 16000, 500.0)])

@@ -21,8 +21,8 @@ from modeling_audiocap import (
     MelCNNConfig,
     resolve_encoder,
 )
-from modeling_audiocap.encoders import SCRATCH_ENCODER_NAMES
-from modeling_audiocap.modeling_encoders import encode_layers, is_waveform_encoder, layer_width, num_layers
+from modeling_audiocap.encoder_families import SCRATCH_ENCODER_NAMES, encoder_family
+from modeling_audiocap.modeling_encoders import encode_layers
 from modeling_audiocap.modeling_scratch import SCRATCH_MODEL_CLASSES
 
 NAMES = ("samplecnn", "melcnn", "cldnn", "soundnet", "soundnet-lstm", "speclstm")
@@ -83,9 +83,10 @@ def test_hidden_states_share_one_shape(name):
     resolved = resolve_encoder(f"audiocap/{name}")
     config, model = resolved.config, resolved.model.eval()
     assert config.model_type == MODEL_TYPES[name] and isinstance(model, SCRATCH_MODEL_CLASSES[config.model_type])
-    assert is_waveform_encoder(config)
-    assert resolved.num_layers == num_layers(config) == config.num_hidden_layers + 1
-    assert resolved.hidden_size == layer_width(config) == config.hidden_size
+    family = encoder_family(config)
+    assert family.waveform
+    assert resolved.num_layers == family.num_layers(config) == config.num_hidden_layers + 1
+    assert resolved.hidden_size == family.layer_width(config, "projected") == config.hidden_size
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
     extractor = resolved.feature_extractor
     assert isinstance(extractor, Wav2Vec2FeatureExtractor) and not extractor.do_normalize
@@ -96,7 +97,7 @@ def test_hidden_states_share_one_shape(name):
         out = model(**batch, output_hidden_states=True)
         plain = model(**batch)
         as_tuple = model(**batch, output_hidden_states=True, return_dict=False)
-    assert len(out.hidden_states) == num_layers(config)
+    assert len(out.hidden_states) == family.num_layers(config)
     frames = out.last_hidden_state.shape[1]
     assert frames >= 1
     assert {tuple(h.shape) for h in out.hidden_states} == {(2, frames, config.hidden_size)}
@@ -104,10 +105,10 @@ def test_hidden_states_share_one_shape(name):
     torch.testing.assert_close(out.hidden_states[-1], out.last_hidden_state)
     assert plain.hidden_states is None
     torch.testing.assert_close(plain.last_hidden_state, out.last_hidden_state)
-    assert len(as_tuple) == 2 and len(as_tuple[1]) == num_layers(config)
+    assert len(as_tuple) == 2 and len(as_tuple[1]) == family.num_layers(config)
 
     hidden, mask = encode_layers(model, config, batch["input_values"], batch["attention_mask"])
-    assert hidden.shape == (2, num_layers(config), frames, config.hidden_size)
+    assert hidden.shape == (2, family.num_layers(config), frames, config.hidden_size)
     assert mask.shape == (2, frames) and mask.dtype == torch.bool and mask[0].all()
 
 

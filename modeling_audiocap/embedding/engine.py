@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..audio import AudioDecodingError
-from ..modeling_encoders import is_waveform_encoder, layer_width
+from ..encoder_families import encoder_family
 from ..processing_audiocap import AudioCapProcessor
 from .output import (
     SKIPPED_FILE,
@@ -111,7 +111,7 @@ def _identity(item):
 def min_input_samples(loaded: LoadedEncoder) -> int:
     """The fewest samples a waveform encoder with a convolutional feature encoder turns into at least one frame."""
     lengths = getattr(loaded.model, "_get_feat_extract_output_lengths", None)
-    if lengths is None or not is_waveform_encoder(loaded.config):
+    if lengths is None or not encoder_family(loaded.config).waveform:
         return 1
     low, high = 1, 1 << 20
     while low < high:
@@ -518,7 +518,7 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
     if int(round(window_seconds * rate)) < min_samples:
         raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
     clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)
-    width = layer_width(loaded.config, loaded.clap_output) * (2 if pooling == "mean+std" else 1)
+    width = encoder_family(loaded.config).layer_width(loaded.config, loaded.clap_output) * (2 if pooling == "mean+std" else 1)
     num_shards = max(1, math.ceil(len(clips) / shard_size))
     settings = {
         "encoder": loaded.name,

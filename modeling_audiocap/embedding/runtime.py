@@ -33,7 +33,8 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..encoders import ResolvedEncoder, read_config_dict, resolve_encoder
 from ..modeling_audiocap import mean_pool
-from ..modeling_encoders import encode_layers, is_waveform_encoder, main_input_name, num_layers
+from ..encoder_families import EncoderFamily, encoder_family
+from ..modeling_encoders import encode_layers
 from .fftconv import FFTConv1d
 
 POOLINGS = ("mean", "mean+std", "frames")
@@ -102,7 +103,7 @@ def _load_audiocap_model(name: str, model_type: str, **hub_kwargs) -> LoadedEnco
     config, encoder, clap_output = model.config.encoder, model.encoder, model.config.clap_output
     del model  # only the encoder is kept (the head / T5 are freed)
     return LoadedEncoder(
-        encoder, config, processor.feature_extractor, processor.sampling_rate, num_layers(config),
+        encoder, config, processor.feature_extractor, processor.sampling_rate, encoder_family(config).num_layers(config),
         clap_output=clap_output, normalize=processor.normalize,
         name=os.path.abspath(name) if os.path.isdir(name) else name,
     )
@@ -209,35 +210,14 @@ def fold_weight_norm(model: nn.Module) -> int:
     return len(modules)
 
 
-# Families whose hidden states transformers records from each layer's output (and the input of the first): there,
-# dropping the layers above the deepest one asked for leaves the hidden states below unchanged.
-_TRUNCATABLE_MODEL_TYPES = ("wav2vec2", "hubert", "mert", "wavlm", "data2vec-audio", "whisper", "audio-spectrogram-transformer")
-
-
-def _layer_stack(model: nn.Module, config: PretrainedConfig) -> tuple[nn.Module, str] | None:
-    """`(owner, attribute)` of the encoder's `nn.ModuleList` of transformer layers, for the families where dropping the
-    top layers is safe, or None."""
-    if config.model_type not in _TRUNCATABLE_MODEL_TYPES:
+def _layer_stack(model: nn.Module, family: EncoderFamily, total: int) -> tuple[nn.Module, str] | None:
+    """`(owner, attribute)` of the encoder's `nn.ModuleList` of its `total - 1` transformer layers, for the families
+    where dropping the top layers is safe (`EncoderFamily.top_layers`), or None."""
+    if family.top_layers is None:
         return None
-    expected = num_layers(config) - 1
-    for owner in (getattr(model, "encoder", None), model):
-        for attribute in ("layers", "layer"):
-            stack = getattr(owner, attribute, None) if owner is not None else None
-            if isinstance(stack, nn.ModuleList) and len(stack) == expected:
-                return owner, attribute
-    return None
-
-
-def _tied_final_norm(model: nn.Module, config: PretrainedConfig) -> tuple[nn.Module, str] | None:
-    """`(owner, attribute)` of a norm applied after the last layer, when transformers returns the encoder's output
-    (after it) as the last hidden state (`tie_last_hidden_states`): Whisper (tied by default) and pre-norm
-    ("stable layer norm") wav2vec2-family encoders whose config ties it (MERT-v1-330M), else None."""
-    tie = getattr(config, "tie_last_hidden_states", None)
-    if config.model_type == "whisper":
-        return (model, "layer_norm") if tie is None or tie else None
-    if tie and getattr(config, "do_stable_layer_norm", False) and hasattr(getattr(model, "encoder", None), "layer_norm"):
-        return model.encoder, "layer_norm"
-    return None
+    owner, attribute = family.top_layers(model)
+    stack = getattr(owner, attribute, None)
+    return (owner, attribute) if isinstance(stack, nn.ModuleList) and len(stack) == total - 1 else None
 
 
 def _install_output_hooks(model: nn.Module) -> None:
@@ -272,7 +252,8 @@ def inference_ready(
     was_training = model.training
     folded = [(parent, attribute, child) for parent, attribute, child in _weight_norm_modules(model)]
     swaps: list[tuple[nn.Module, str, nn.Module]] = []
-    total = num_layers(config)
+    family = encoder_family(config)
+    total = family.num_layers(config)
     kept = total
     _install_output_hooks(model)  # before any layer is dropped, so that every layer gets its hook
     try:
@@ -283,7 +264,7 @@ def inference_ready(
         for owner in _positional_convs(model) if fft_positional_conv else []:
             swaps.append((owner, "conv", owner.conv))
             owner.conv = FFTConv1d.from_conv(owner.conv)
-        stack = _layer_stack(model, config)
+        stack = _layer_stack(model, family, total)
         # hidden states are recorded by hooks on the layers: at least one layer must run
         keep = None if max_layer is None else max(1, max_layer)
         if stack is not None and keep is not None and keep < total - 1:
@@ -291,7 +272,7 @@ def inference_ready(
             layers = getattr(owner, attribute)
             setattr(owner, attribute, nn.ModuleList(list(layers)[:keep]))
             swaps.append((owner, attribute, layers))
-            final_norm = _tied_final_norm(model, config)
+            final_norm = family.final_norm(model, config)
             if final_norm is not None:
                 # The last hidden state is the encoder's output after its final norm: with the top layers dropped, the
                 # kept top layer must come out as the full model gives it there (before that norm).
@@ -344,7 +325,7 @@ class LayerEmbedder:
         self.pooling = pooling
         self.device = torch.device(device)
         self.dtype = dtype
-        self.input_name = main_input_name(loaded.config)
+        self.input_name = encoder_family(loaded.config).input_name
         self._stack = None
 
     def __enter__(self) -> "LayerEmbedder":
@@ -402,10 +383,6 @@ def resolve_layers(layers: str | int | Sequence[int], total: int) -> list[int]:
     if not resolved:
         raise ValueError("layers is empty")
     return sorted(set(resolved))
-
-
-def uses_waveform(loaded: LoadedEncoder) -> bool:
-    return is_waveform_encoder(loaded.config)
 
 
 __all__ = [

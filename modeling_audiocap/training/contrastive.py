@@ -25,10 +25,10 @@ from transformers import PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..audio import cut_windows
-from ..encoders import default_feature_extractor
 from ..metrics.ranking import ranking_metrics
 from ..modeling_audiocap import mean_pool
-from ..modeling_encoders import build_encoder, encode_layers, is_waveform_encoder
+from ..encoder_families import encoder_family
+from ..modeling_encoders import build_encoder, encode_layers
 from ..processing_audiocap import average_windows
 from .probe import class_scores
 
@@ -90,13 +90,14 @@ class ContrastiveModel(nn.Module):
         projection_hidden_size: int | None = None,
     ):
         super().__init__()
-        if not is_waveform_encoder(encoder.config):
+        family = encoder_family(encoder.config)
+        if not family.waveform:
             raise ValueError(
                 f"ContrastiveModel needs a waveform encoder (input_values of shape (batch, samples)), got model_type "
                 f"{encoder.config.model_type!r}"
             )
         self.encoder = encoder
-        self.feature_extractor = feature_extractor or default_feature_extractor(encoder.config)
+        self.feature_extractor = feature_extractor or family.feature_extractor(encoder.config)
         self.head = ProjectionHead(encoder.config.hidden_size, projection_dim, projection_hidden_size)
 
     @classmethod

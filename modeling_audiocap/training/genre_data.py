@@ -17,7 +17,7 @@ import torch
 from ..audio import AudioDecodingError, load_audio, peak_normalize, window_starts
 from ..embedding.runtime import LayerEmbedder, LoadedEncoder
 from ..modeling_audiocap import AudioEncoderForGenreClassification
-from ..modeling_encoders import num_layers
+from ..encoder_families import encoder_family
 from ..processing_audiocap import AudioCapProcessor, average_windows
 
 logger = logging.getLogger(__name__)
@@ -159,8 +159,8 @@ def embed_windows(
     if cache_file.exists():
         logger.info("Reusing cached embeddings %s", cache_file)
     config = model.config
-    loaded = LoadedEncoder(model.encoder, config.encoder, None, config.sampling_rate, num_layers(config.encoder),
-                           config.clap_output)
+    layers = encoder_family(config.encoder).num_layers(config.encoder)
+    loaded = LoadedEncoder(model.encoder, config.encoder, None, config.sampling_rate, layers, config.clap_output)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def embed(batch: dict) -> dict:

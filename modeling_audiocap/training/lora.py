@@ -8,17 +8,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils.other import ModulesToSaveWrapper
 from transformers import PreTrainedModel
 
-# Attention projections of each encoder family (the names of their nn.Linear modules).
-ENCODER_ATTENTION_PROJECTIONS = {
-    "wav2vec2": ("q_proj", "v_proj"),
-    "hubert": ("q_proj", "v_proj"),
-    "mert": ("q_proj", "v_proj"),
-    "wavlm": ("q_proj", "v_proj"),
-    "data2vec-audio": ("q_proj", "v_proj"),
-    "whisper": ("q_proj", "v_proj"),
-    "audio-spectrogram-transformer": ("q_proj", "v_proj"),
-    "clap_audio_model": ("query", "value"),
-}
+from ..encoder_families import encoder_family
+
 T5_ATTENTION_PROJECTIONS = ("q", "v")
 # Modules outside the encoder that train fully when present.
 # peft picks these by name suffix: each name must end no module inside the encoder or T5 (`apply_lora` checks).
@@ -26,11 +17,12 @@ HEAD_MODULES = ("head", "layer_weighting", "attention_pooling", "audio_projectio
 
 
 def lora_target_regex(model: PreTrainedModel, include_text_model: bool = False) -> str:
-    """A regex over module names selecting the encoder's (and optionally T5's) attention projections."""
-    encoder_type = model.config.encoder.model_type
-    if encoder_type not in ENCODER_ATTENTION_PROJECTIONS:
-        raise ValueError(f"No LoRA targets known for encoder model_type {encoder_type!r}")
-    patterns = [rf"encoder\..*\.({'|'.join(ENCODER_ATTENTION_PROJECTIONS[encoder_type])})"]
+    """A regex over module names selecting the encoder's (and optionally T5's) attention projections (the encoder
+    family's `lora_targets`)."""
+    targets = encoder_family(model.config.encoder).lora_targets
+    if not targets:
+        raise ValueError(f"No LoRA targets known for encoder model_type {model.config.encoder.model_type!r}")
+    patterns = [rf"encoder\..*\.({'|'.join(targets)})"]
     if include_text_model:
         patterns.append(rf"t5\..*\.({'|'.join(T5_ATTENTION_PROJECTIONS)})")
     return "|".join(f"(?:{p})" for p in patterns)
@@ -47,11 +39,11 @@ def apply_lora(
     modules_to_save = [name for name in HEAD_MODULES if getattr(model, name, None) is not None]
     if hasattr(model, "t5") and not include_text_model:
         modules_to_save.append("t5")
-    feature_encoder = getattr(getattr(model, "encoder", None), "feature_extractor", None)
-    if hasattr(feature_encoder, "_freeze_parameters"):
+    freeze_feature_encoder = encoder_family(model.config.encoder).freeze_feature_encoder
+    if freeze_feature_encoder is not None:
         # wav2vec2-family feature encoders otherwise make their output require grad (for reentrant checkpointing),
         # recording a graph through the frozen convolutions that no adapter needs.
-        feature_encoder._freeze_parameters()
+        freeze_feature_encoder(model.encoder)
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
