@@ -53,7 +53,10 @@ Encode = Callable[..., tuple[torch.Tensor, torch.Tensor | None, ModelOutput]]
 ModuleSlot = tuple[nn.Module, str]  # (owner, attribute name) of a sub-module
 
 
-def encode_hidden_states(encoder, inputs, attention_mask, clap_output, flags, **extra):
+def encode_hidden_states(
+    encoder: nn.Module, inputs: torch.Tensor, attention_mask: torch.Tensor | None, clap_output: str,
+    flags: dict[str, bool], **extra: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
     """Waveform transformers and audiocap's encoders: every hidden state, and the sample mask turned into frames."""
     out = encoder(input_values=inputs, attention_mask=attention_mask, **{**flags, "output_hidden_states": True})
     hidden = torch.stack(out.hidden_states, dim=1)
@@ -219,7 +222,7 @@ def feature_extractor_family(extractor: FeatureExtractionMixin) -> EncoderFamily
     for family in ENCODER_FAMILIES:
         if isinstance(extractor, family.feature_extractor_class):
             return family
-    return ENCODER_FAMILIES[0]
+    return WAV2VEC2
 
 
 # Short names of audiocap's from-scratch encoders -> their config factory: the small defaults, and the music2vec
@@ -247,7 +250,7 @@ def _scratch_window_seconds(config: PretrainedConfig) -> float:
     return 10.0
 
 
-register_encoder_family(EncoderFamily("wav2vec2", ("wav2vec2", "hubert", "wavlm", "data2vec-audio")))
+WAV2VEC2 = register_encoder_family(EncoderFamily("wav2vec2", ("wav2vec2", "hubert", "wavlm", "data2vec-audio")))
 register_encoder_family(EncoderFamily(
     "mert", ("mert",), checkpoint_model_types=(MERT_HUB_MODEL_TYPE,), config_classes=(MERTConfig,),
     build=MERTModel, load=load_mert_pretrained, feature_extractor=mert_feature_extractor,
