@@ -169,6 +169,7 @@ class EncoderFamily:
     featurize_kwargs: Callable[[FeatureExtractionMixin], dict] = pad_to_longest  # the processor's call arguments
     max_input_samples: Callable[[FeatureExtractionMixin], int | None] = lambda extractor: None  # a fixed input's cut
     input_name: str = "input_values"  # or "input_features"
+    extra_inputs: tuple[str, ...] = ()  # further encoder inputs its feature extractor gives (CLAP's `is_longer`)
     waveform: bool = True  # reads raw samples `(batch, samples)` (the model windows them itself)
     frames: bool = True  # gives a time sequence of frames (False: one vector per window, e.g. AST's patches)
     num_layers: Callable[[PretrainedConfig], int] = lambda config: config.num_hidden_layers + 1
@@ -299,7 +300,8 @@ register_encoder_family(EncoderFamily(
     load_feature_extractor=saved_feature_extractor(ClapFeatureExtractor),
     feature_extractor_class=ClapFeatureExtractor, featurize_kwargs=lambda extractor: {},
     max_input_samples=lambda extractor: int(extractor.nb_max_samples),
-    input_name="input_features", waveform=False, frames=False, num_layers=lambda config: 1,
+    input_name="input_features", extra_inputs=("is_longer",), waveform=False, frames=False,
+    num_layers=lambda config: 1,
     layer_width=lambda config, clap_output: config.projection_dim if clap_output == "projected" else config.hidden_size,
     encode=_encode_clap, lora_targets=("query", "value"), freeze_feature_encoder=None, top_layers=None,
 ))

@@ -475,6 +475,7 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         **generation_kwargs,
     ) -> torch.Tensor:
         """Caption token ids `(B, length)` from audio; `generation_kwargs` go to T5's `generate`."""
-        extra = {k: generation_kwargs.pop(k) for k in ("is_longer",) if k in generation_kwargs}
+        extra_inputs = encoder_family(self.config.encoder).extra_inputs
+        extra = {k: generation_kwargs.pop(k) for k in extra_inputs if k in generation_kwargs}
         encoder_outputs, mask = self.encode_audio(self._encoder_inputs(input_values, input_features), attention_mask, **extra)
         return self.t5.generate(encoder_outputs=encoder_outputs, attention_mask=mask, **generation_kwargs)
