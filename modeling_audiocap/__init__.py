@@ -28,6 +28,7 @@ from .configuration_scratch import (
     SoundNetConfig,
     SpecLSTMConfig,
 )
+from .encoder_families import EncoderFamily, register_encoder_family
 from .encoders import ResolvedEncoder, resolve_encoder
 from .modeling_audiocap import (
     AudioEncoderForGenreClassification,
@@ -92,6 +93,7 @@ __all__ = [
     "CLDNNConfig",
     "IncompatibleStackError",
     "CLDNNModel",
+    "EncoderFamily",
     "LayerWeighting",
     "MERTConfig",
     "MERTModel",
@@ -111,6 +113,7 @@ __all__ = [
     "load_mert_pretrained",
     "mean_pool",
     "peak_normalize",
+    "register_encoder_family",
     "resolve_encoder",
     "window_starts",
 ]
