@@ -9,8 +9,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["modeling_audiocap", "modeling_audiocap.*"]),
-    package_data={"modeling_audiocap": ["metrics/*/*.py", "model_cards/*.md"]},
+    # The model card templates live in the repository's top-level model_cards/ and are installed inside the package,
+    # as modeling_audiocap/model_cards/ (where modeling_audiocap.hub.cards looks first).
+    packages=[*find_packages(include=["modeling_audiocap", "modeling_audiocap.*"]), "modeling_audiocap.model_cards"],
+    package_dir={"modeling_audiocap.model_cards": "model_cards"},
+    package_data={"modeling_audiocap": ["metrics/*/*.py"], "modeling_audiocap.model_cards": ["*.md"]},
     install_requires=[
         # torchaudio and torchcodec load C++ parts built against torch. Each combination these ranges allow was seen to
         # import and decode (torch 2.11-2.14 with torchaudio 2.11.0 and torchcodec 0.11-0.17); torchaudio 2.11.1 does
@@ -43,7 +46,7 @@ setup(
     entry_points={
         "console_scripts": [
             "audiocap-embed = modeling_audiocap.embedding.cli:main",
-            "audiocap-push = modeling_audiocap.push_cli:main",
+            "audiocap-push = modeling_audiocap.hub.cli:main",
         ]
     },
 )

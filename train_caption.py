@@ -23,7 +23,6 @@ from transformers import (
 )
 
 from modeling_audiocap import AudioEncoderT5ForCaptioning, resolve_encoder
-from modeling_audiocap.analysis import plot_training_curves
 from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.captions import load_caption_dataset
 from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
@@ -36,6 +35,7 @@ from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import decode_splits
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
+from modeling_audiocap.training.plots import plot_training_curves
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,

@@ -18,7 +18,6 @@ from scipy.special import softmax
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
-from modeling_audiocap.analysis import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.hub import package_versions, push_folder, render_genre_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
@@ -33,6 +32,7 @@ from modeling_audiocap.training.genre_data import (
 )
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
+from modeling_audiocap.training.plots import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,

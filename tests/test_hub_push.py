@@ -14,7 +14,7 @@ from huggingface_hub.utils import filter_repo_objects
 from transformers import TrainingArguments
 
 from modeling_audiocap.hub import HubSettings, push_folder, take_hub_settings
-from modeling_audiocap.push_cli import main as push_main
+from modeling_audiocap.hub.cli import main as push_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_SECRETtest123"
@@ -88,7 +88,7 @@ def test_failed_push_suggests_audiocap_push_without_the_token(run_dir, monkeypat
 
     monkeypatch.setattr(HfApi, "create_repo", offline)
     settings = HubSettings(private=True, revision="experiment", token=TOKEN)
-    with caplog.at_level(logging.ERROR, logger="modeling_audiocap.hub"):
+    with caplog.at_level(logging.ERROR, logger="modeling_audiocap.hub.push"):
         assert not push_folder(run_dir, "someone/audiocap-genre", "message", settings)
     assert f"audiocap-push {run_dir} --hub_model_id someone/audiocap-genre --private --revision experiment" in caplog.text
     assert "hf upload" not in caplog.text and TOKEN not in caplog.text

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from ..analysis import plt
+from .plots import plt
 from ..metrics.ranking import ranking_metrics
 from ..modeling_audiocap import LayerWeighting
 from .genre_data import clip_level

@@ -1,4 +1,5 @@
-"""`make demo`, last step: load the trained models like any Hub model; classify and caption held-out clips."""
+"""`make demo`, last step (`python -m modeling_audiocap.demo`): load the trained models like any Hub model; classify
+and caption held-out clips."""
 
 import argparse
 import csv
@@ -40,7 +41,7 @@ def caption_report(genre_dir: Path, caption_dir: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m modeling_audiocap.demo", description=__doc__)
     parser.add_argument("--model_dir", default="runs/demo-genre")
     parser.add_argument("--caption_model_dir", default="runs/demo-caption")
     parser.add_argument("--data_dir", default="runs/data/music-set")
@@ -68,7 +69,3 @@ def main() -> None:
                         captioner(str(clip["path"]))[0]["generated_text"], clip["caption"])
         if Path(args.caption_model_dir, "results.json").is_file():
             logger.info("\n".join(caption_report(Path(args.model_dir), Path(args.caption_model_dir))))
-
-
-if __name__ == "__main__":
-    main()

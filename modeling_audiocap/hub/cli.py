@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .hub import HubSettings, push_folder
+from .push import HubSettings, push_folder
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,12 +21,12 @@ import os
 import torch
 from torch import nn
 
-from .audio import window_starts
-from .encoders import resolve_encoder
-from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
-from .encoder_families import encoder_family
-from .modeling_encoders import encode_layers
-from .processing_audiocap import AudioCapProcessor
+from ..audio import window_starts
+from ..encoders import resolve_encoder
+from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
+from ..encoder_families import encoder_family
+from ..modeling_encoders import encode_layers
+from ..processing_audiocap import AudioCapProcessor
 
 HOP_MS = 50.0  # timestamp hop of frameless encoders
 

@@ -1,85 +1,17 @@
-"""Model cards rendered from what a run actually did, and publishing to the Hub."""
+"""Publishing a finished run to the Hub: once, at the end, without checkpoints or the token."""
 
 import logging
 import shlex
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import HfApi
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
-
-TEMPLATES = Path(__file__).parent / "model_cards"
-TRACKED_PACKAGES = ("audiocap", "torch", "torchaudio", "transformers", "datasets", "accelerate", "peft", "evaluate")
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the libraries a result depends on."""
-    found = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
-def _card_data(results: dict, repo_id: str, pipeline_tag: str, task_name: str, tags: list[str], metrics) -> ModelCardData:
-    """Hub metadata with a model-index built from the test split's `metrics` ((type, name, key) triples)."""
-    dataset, encoder = results["dataset"], results["encoder"]
-    eval_results = [
-        EvalResult(
-            task_type=pipeline_tag,
-            task_name=task_name,
-            dataset_type=dataset,
-            dataset_name=dataset,
-            dataset_split="test",
-            metric_type=metric,
-            metric_name=name,
-            metric_value=round(results["test"][key], 4),
-        )
-        for metric, name, key in metrics
-    ]
-    return ModelCardData(
-        model_name=repo_id.split("/")[-1],
-        library_name="transformers",
-        pipeline_tag=pipeline_tag,
-        tags=["audiocap", "music", *tags, results["encoder_mode"]],
-        base_model=encoder if "/" in encoder and not encoder.startswith("audiocap/") and not Path(encoder).exists() else None,
-        datasets=[dataset] if "/" in dataset and not Path(dataset).exists() else None,
-        metrics=[metric for metric, _, _ in metrics],
-        eval_results=eval_results,
-    )
-
-
-def _render(template: str, card_data: ModelCardData, output_dir: Path, results: dict, repo_id: str) -> Path:
-    card = ModelCard.from_template(
-        card_data, template_path=str(TEMPLATES / template), **{**results, "repo_id": repo_id, "model_name": repo_id.split("/")[-1]}
-    )
-    path = Path(output_dir) / "README.md"
-    card.save(path)
-    return path
-
-
-def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
-    """Write `README.md` for a genre run from its `results.json` content; Hub metadata includes a model-index."""
-    metrics = (("accuracy", "Accuracy", "accuracy"), ("f1", "Macro F1", "macro_f1"))
-    card_data = _card_data(results, repo_id, "audio-classification", "Genre classification", ["genre-classification"], metrics)
-    return _render("genre.md", card_data, output_dir, results, repo_id)
-
-
-def render_caption_card(output_dir: Path, results: dict, repo_id: str) -> Path:
-    """Write `README.md` for a captioning run from its `results.json` content."""
-    metrics = (("cosine_similarity", "BERT similarity", "bert_similarity"), ("bleu", "BLEU-4", "bleu_4"),
-               ("rouge", "ROUGE-L", "rouge_l"))
-    card_data = _card_data(results, repo_id, "audio-text-to-text", "Music captioning", ["music-captioning"], metrics)
-    return _render("caption.md", card_data, output_dir, results, repo_id)
-
 
 # Never published: checkpoints (resumable training state: optimizer, RNG, the pickled `training_args.bin`) and
 # TensorBoard event files. Patterns are fnmatch'ed against paths relative to the run directory ("*" spans "/").
