@@ -89,7 +89,7 @@ def _naive(loaded, clip: dict, device: torch.device):
     mask = None if mask is None else mask.to(device)
     extra = {k: v.to(device) for k, v in inputs.items()}
     with torch.no_grad():
-        hidden, frame_mask = encode_layers(loaded.model, loaded.config, main, mask, loaded.clap_output, **extra)
+        hidden, frame_mask, _ = encode_layers(loaded.model, loaded.config, main, mask, loaded.clap_output, **extra)
         return mean_pool(hidden, frame_mask).cpu()
 
 

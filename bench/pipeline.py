@@ -70,7 +70,7 @@ def naive_files(files: list[Path], loaded, window_seconds: float, device: torch.
             inputs = features.pop("input_values").to(device)
             mask = features.pop("attention_mask", None)
             with torch.no_grad():
-                hidden, frame_mask = encode_layers(loaded.model, loaded.config, inputs, mask)
+                hidden, frame_mask, _ = encode_layers(loaded.model, loaded.config, inputs, mask)
                 pooled.append(mean_pool(hidden, frame_mask).cpu())
         out.append(torch.cat(pooled).numpy())
     return out

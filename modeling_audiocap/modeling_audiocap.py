@@ -18,7 +18,7 @@ from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import ResolvedEncoder, resolve_encoder
 from .encoder_families import encoder_family
-from .modeling_encoders import build_encoder, encode_layers_with_outputs
+from .modeling_encoders import build_encoder, encode_layers
 from .pipelines import register_audio_classification
 from .processing_audiocap import average_windows
 
@@ -179,8 +179,8 @@ class AudioCapPreTrainedModel(PreTrainedModel):
         }
 
     def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
-        """`encode_layers_with_outputs` on this model's encoder: `(B, L, T, D)`, `(B, T)` mask, encoder output."""
-        return encode_layers_with_outputs(
+        """`encode_layers` on this model's encoder: `(B, L, T, D)`, `(B, T)` mask, encoder output."""
+        return encode_layers(
             self.encoder, self.config.encoder, inputs, attention_mask, self.config.clap_output, **kwargs
         )
 

@@ -1,9 +1,9 @@
 """Every supported audio encoder behind one interface: build it from its config and read a uniform layer stack.
 
-`encode_layers` returns the hidden states of all layers as one tensor `(batch, layers, frames, width)` and a
-boolean frame mask `(batch, frames)` (or `None` when every frame is valid), whatever the encoder family; what
-differs between families (inputs, layer counts, how the layers are read) is in their `EncoderFamily` record
-(`encoder_families`).
+`encode_layers` returns the hidden states of all layers as one tensor `(batch, layers, frames, width)`, a boolean
+frame mask `(batch, frames)` (or `None` when every frame is valid) and the encoder's own output, whatever the encoder
+family; what differs between families (inputs, layer counts, how the layers are read) is in their `EncoderFamily`
+record (`encoder_families`).
 """
 
 import torch
@@ -34,38 +34,27 @@ def encode_layers(
     inputs: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     clap_output: str = "projected",
+    output_attentions: bool = False,
+    output_hidden_states: bool = False,
     **extra: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
     """Run `encoder` and stack its layers.
 
     Args:
         inputs: the encoder's main input (`input_values` `(batch, samples)` for waveform encoders, log-mel features
             for spectrogram encoders).
         attention_mask: sample-level mask `(batch, samples)` for waveform encoders, mel-frame mask for Whisper.
+        output_attentions, output_hidden_states: ask the encoder for its `attentions` / `hidden_states` in its own
+            output (every family but CLAP computes the hidden states anyway: they are its layers).
         extra: further encoder inputs (CLAP's `is_longer`).
 
     Returns:
-        `(hidden_states, frame_mask)`: `(batch, layers, frames, width)` and a bool `(batch, frames)` or `None`.
+        `(hidden_states, frame_mask, encoder_output)`: `(batch, layers, frames, width)`, a bool `(batch, frames)` or
+        `None`, and the encoder's own output.
 
     A frozen encoder (no parameter requiring grad, input not requiring grad) runs without recording a graph: nothing
     is kept for a backward pass that could not reach it.
     """
-    hidden, frame_mask, _ = encode_layers_with_outputs(encoder, config, inputs, attention_mask, clap_output, **extra)
-    return hidden, frame_mask
-
-
-def encode_layers_with_outputs(
-    encoder: nn.Module,
-    config: PretrainedConfig,
-    inputs: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    clap_output: str = "projected",
-    output_attentions: bool = False,
-    output_hidden_states: bool = False,
-    **extra: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
-    """`encode_layers`, plus the encoder's own output, with its `attentions` when `output_attentions` and its
-    `hidden_states` when `output_hidden_states` (every family but CLAP computes them anyway: they are its layers)."""
     frozen = not inputs.requires_grad and not any(p.requires_grad for p in encoder.parameters())
     flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
     with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):

@@ -106,7 +106,7 @@ def reference_windows(resolved, path: str, starts_seconds, window_seconds: float
         begin = int(round(start * rate))
         features = processor.featurize([wave_[begin : begin + window]])
         with torch.no_grad():
-            hidden, mask = encode_layers(resolved.model, resolved.config, features.pop("input_values"),
+            hidden, mask, _ = encode_layers(resolved.model, resolved.config, features.pop("input_values"),
                                          features.pop("attention_mask", None))
         if layers is not None:
             hidden = hidden[:, layers]
@@ -143,7 +143,7 @@ def test_batched_windows_equal_single_clip_results(tmp_path, clip_dir, encoders,
         short, long_ = load_audio(str(clip_dir / "clip4.wav"), RATE), load_audio(str(clip_dir / "clip5.wav"), RATE)
         features = processor.featurize([short, long_])
         with torch.no_grad():
-            hidden, _ = encode_layers(resolved.model, resolved.config, features["input_values"], None)
+            hidden, _, _ = encode_layers(resolved.model, resolved.config, features["input_values"], None)
         valid = int(resolved.model._get_feat_extract_output_lengths(torch.tensor(short.shape[0])))
         padded = hidden[0, :, :valid].mean(dim=1).numpy()
         row = ds[list(ds["id"]).index("clip4.wav")]
@@ -199,14 +199,14 @@ def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders,
     inputs = features.pop("input_values" if "input_values" in features else "input_features")
     mask = features.pop("attention_mask", None)
     with torch.no_grad():
-        full, _ = encode_layers(model, config, inputs, mask)
+        full, _, _ = encode_layers(model, config, inputs, mask)
         with inference_ready(model, config, max_layer=1) as kept:
             assert kept == 2
             if family in ("wav2vec2", "wav2vec2-layernorm", "mert", "mert-330m-style"):
                 conv = model.encoder.pos_conv_embed.conv
                 assert isinstance(conv, FFTConv1d)  # weight norm folded, then computed by FFT
-            truncated, _ = encode_layers(model, config, inputs, mask)
-        again, _ = encode_layers(model, config, inputs, mask)
+            truncated, _, _ = encode_layers(model, config, inputs, mask)
+        again, _, _ = encode_layers(model, config, inputs, mask)
     assert truncated.shape[1] == 2
     torch.testing.assert_close(truncated, full[:, :2], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(again, full)  # the model is restored

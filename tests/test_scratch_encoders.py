@@ -107,7 +107,7 @@ def test_hidden_states_share_one_shape(name):
     torch.testing.assert_close(plain.last_hidden_state, out.last_hidden_state)
     assert len(as_tuple) == 2 and len(as_tuple[1]) == family.num_layers(config)
 
-    hidden, mask = encode_layers(model, config, batch["input_values"], batch["attention_mask"])
+    hidden, mask, _ = encode_layers(model, config, batch["input_values"], batch["attention_mask"])
     assert hidden.shape == (2, family.num_layers(config), frames, config.hidden_size)
     assert mask.shape == (2, frames) and mask.dtype == torch.bool and mask[0].all()
 
@@ -150,7 +150,7 @@ def test_frame_mask_of_a_padded_clip(name):
     model, config = resolved.model.eval(), resolved.config
     batch = padded_batch(resolved, seconds=(2.0, 1.0))
     with torch.no_grad():
-        hidden, mask = encode_layers(model, config, batch["input_values"], batch["attention_mask"])
+        hidden, mask, _ = encode_layers(model, config, batch["input_values"], batch["attention_mask"])
     frames = hidden.shape[2]
     assert mask[0].all()
     valid = int(mask[1].sum())

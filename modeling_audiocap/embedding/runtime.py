@@ -355,7 +355,7 @@ class LayerEmbedder:
             mask = mask.to(self.device, non_blocking=non_blocking)
         extra = {k: v.to(self.device, non_blocking=non_blocking) for k, v in features.items()}
         with autocast_context(self.device, self.dtype):
-            hidden, frame_mask = encode_layers(
+            hidden, frame_mask, _ = encode_layers(
                 self.loaded.model, self.loaded.config, inputs, mask, self.loaded.clap_output, **extra
             )
         hidden = hidden[:, self.layers].float()

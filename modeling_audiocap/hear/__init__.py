@@ -78,7 +78,9 @@ class HearModel(nn.Module):
         features = self.processor.featurize(waves)
         inputs = features.pop(self.family.input_name)
         mask = features.pop("attention_mask", None)
-        hidden, frame_mask = encode_layers(self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features)
+        hidden, frame_mask, _ = encode_layers(
+            self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features
+        )
         return self.weigh(hidden), frame_mask
 
 

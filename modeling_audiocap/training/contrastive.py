@@ -174,7 +174,7 @@ def clip_embeddings(
     pending: list[torch.Tensor] = []  # windows are cut lazily, so long tracks never all sit in memory
 
     def flush() -> None:
-        hidden, frame_mask = encode_layers(encoder, encoder.config, torch.stack(pending).to(device))  # (B, L, T, D)
+        hidden, frame_mask, _ = encode_layers(encoder, encoder.config, torch.stack(pending).to(device))  # (B, L, T, D)
         means = mean_pool(hidden, frame_mask)  # (B, L, D)
         pooled.extend((means[:, -1] if layers == "last" else means.flatten(1)).float().cpu())
         pending.clear()
