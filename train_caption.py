@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
-import torch
 from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
@@ -23,7 +22,6 @@ from transformers import (
 )
 
 from modeling_audiocap import AudioEncoderT5ForCaptioning, resolve_encoder
-from modeling_audiocap.audio import cut_windows
 from modeling_audiocap.data.captions import load_caption_dataset
 from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
@@ -31,6 +29,7 @@ from modeling_audiocap.metrics.music_captioning.music_captioning import DEFAULT_
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+from modeling_audiocap.training.collators import CaptionCollator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import decode_splits
 from modeling_audiocap.training.lora import apply_lora
@@ -127,32 +126,6 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
         feature_extractor=resolved.feature_extractor, tokenizer=tokenizer, window_seconds=data_args.max_length_seconds
     )
     return model, processor
-
-
-class CaptionCollator:
-    """Audio windows (a random crop drawn by `crops` in training, the first window otherwise) and tokenised captions
-    as labels."""
-
-    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int):
-        self.processor = processor
-        self.crops = crops
-        self.max_tokens = max_tokens
-        self.training = True
-
-    def __call__(self, rows: list[dict]) -> dict:
-        waves = []
-        for row in rows:
-            wave = torch.as_tensor(row["waveform"])
-            window = self.crops.window
-            crop = self.crops.crop(wave, row["clip_index"]) if self.training else cut_windows(wave, window)[0]
-            waves.append(crop[: min(wave.shape[0], window)])
-        batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
-        tokens = self.processor.tokenizer(
-            [str(r["caption"]) for r in rows], padding=True, truncation=True, max_length=self.max_tokens,
-            return_tensors="pt",
-        )
-        batch["labels"] = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
-        return batch
 
 
 class CaptionTrainer(Seq2SeqTrainer):

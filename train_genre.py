@@ -23,6 +23,7 @@ from modeling_audiocap.hub import package_versions, push_folder, render_genre_ca
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+from modeling_audiocap.training.collators import WaveformCollator, embedding_collator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import (
     clip_level,
@@ -97,32 +98,6 @@ def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_arg
 def model_inputs(processor: AudioCapProcessor, waves: list[np.ndarray]) -> dict:
     """The encoder's features for already decoded waveforms at its rate."""
     return dict(processor.featurize(waves))
-
-
-class WaveformCollator:
-    """Unfrozen / LoRA batches: a random window of each clip (training, drawn by `crops`) or fixed windows
-    (evaluation)."""
-
-    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops):
-        self.processor = processor
-        self.crops = crops
-
-    def __call__(self, rows: list[dict]) -> dict:
-        if "waveform" in rows[0]:
-            waves = [self.crops.crop(r["waveform"], r["clip_index"]) for r in rows]
-        else:
-            waves = [np.asarray(r["input_values"], dtype=np.float32) for r in rows]
-        batch = model_inputs(self.processor, waves)
-        batch["labels"] = torch.tensor([r["label"] for r in rows])
-        return batch
-
-
-def embedding_collator(rows: list[dict]) -> dict:
-    """Frozen-mode batches from the embedding cache."""
-    return {
-        "layer_embeddings": torch.tensor(np.stack([r["layer_embeddings"] for r in rows]), dtype=torch.float32),
-        "labels": torch.tensor([r["label"] for r in rows]),
-    }
 
 
 def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray, label_names: list[str]) -> dict:

@@ -25,8 +25,10 @@ def test_config_parses(path, tmp_path):
                        Seq2SeqTrainingArguments)
     elif path.startswith(("gtzan", "paper-gtzan", "paper-fma", "fma", "demo.yaml")):
         dataclasses = (EncoderArguments, script("train_genre").GenreArguments, AudioDataArguments, TrainingArguments)
+    elif path in ("clmr-gtzan.yaml", "demo-contrastive.yaml", "samplecnn-contrastive-fma.yaml"):
+        dataclasses = (script("train_contrastive").ContrastiveArguments, AudioDataArguments, TrainingArguments)
     else:
-        pytest.skip(f"{path} is not a genre or captioning run")
+        pytest.fail(f"{path}: which script runs it? (add it to this test)")
     parsed = parse_with_config(dataclasses, ["--config", str(ROOT / "configs" / path), "--output_dir", str(tmp_path)])
     assert parsed[0].encoder_name_or_path and parsed[-1].output_dir == str(tmp_path)
 

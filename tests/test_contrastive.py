@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
@@ -257,15 +258,17 @@ def load_script():
 @pytest.mark.parametrize("name", ["demo-contrastive", "clmr-gtzan", "samplecnn-contrastive-fma"])
 def test_configs_parse(name):
     script = load_script()
-    args, data = parse_with_config(
-        (script.ContrastiveArguments, AudioDataArguments), ["--config", str(ROOT / "configs" / f"{name}.yaml")]
+    args, data, training = parse_with_config(
+        (script.ContrastiveArguments, AudioDataArguments, TrainingArguments),
+        ["--config", str(ROOT / "configs" / f"{name}.yaml")],
     )
-    assert args.encoder_name_or_path and args.output_dir.startswith("runs/")
+    assert args.encoder_name_or_path and training.output_dir.startswith("runs/")
+    assert training.per_device_train_batch_size == 48 and training.max_grad_norm == 0.0
     if name == "clmr-gtzan":
         assert args.crop_samples == 59049 and data.split_protocol == "filtered" and data.max_length_seconds == 5.0
         assert args.config_overrides()["sampling_rate"] == 22050
     if name == "samplecnn-contrastive-fma":
-        assert data.max_length_seconds == 3.0 and args.probe_overlap == 0.5 and data.dataset_config_name == "small"
+        assert data.max_length_seconds == 3.0 and data.window_overlap == 0.5 and data.dataset_config_name == "small"
 
 
 @pytest.mark.slow
@@ -277,8 +280,8 @@ def test_train_contrastive_tiny_run(tmp_path):
         "--encoder_config_overrides", "{hidden_size: 16, num_hidden_layers: 6, sampling_rate: 16000}",
         "--dataset_name", "builtin", "--builtin_dir", str(tmp_path / "set"), "--builtin_clips_per_genre", "4",
         "--builtin_seconds", "1.5", "--max_length_seconds", "1.0", "--decoded_cache_dir", str(tmp_path / "decoded"),
-        "--crop_seconds", "0.5", "--batch_size", "6", "--epochs", "2", "--learning_rate", "1e-3",
-        "--projection_dim", "8", "--num_threads", "1", "--seed", "3", "--output_dir", str(out),
+        "--crop_seconds", "0.5", "--per_device_train_batch_size", "6", "--num_train_epochs", "2",
+        "--learning_rate", "1e-3", "--logging_steps", "1", "--projection_dim", "8", "--num_threads", "1", "--seed", "3", "--output_dir", str(out),
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]

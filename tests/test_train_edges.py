@@ -140,7 +140,8 @@ def test_contrastive_training_on_unequal_splits_with_broken_files(tmp_path):
         sys.executable, str(ROOT / "train_contrastive.py"), "--encoder_name_or_path", "audiocap/samplecnn",
         "--encoder_config_overrides", "{hidden_size: 16, num_hidden_layers: 6, sampling_rate: 16000}",
         "--dataset_name", str(data), "--label_column_name", "genre", "--max_length_seconds", "1.0",
-        "--crop_seconds", "0.5", "--batch_size", "4", "--epochs", "1", "--projection_dim", "8", "--num_threads", "1",
+        "--crop_seconds", "0.5", "--per_device_train_batch_size", "4", "--num_train_epochs", "1", "--projection_dim", "8",
+        "--num_threads", "1",
         "--seed", "3", "--output_dir", str(out),
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -2,7 +2,8 @@
 
 - `nt_xent_loss(z1, z2, temperature)`: SimCLR's normalised-temperature cross-entropy over the 2N views of a batch.
 - `ContrastiveModel`: encoder -> masked mean of the last hidden state (`h`) -> projection MLP -> `z`; the loss is taken
-  on `z`, the encoder alone is kept (`save_encoder(dir)` writes a normal encoder directory that
+  on `z` (`ContrastiveTrainer`: a `transformers.Trainer` whose batches are two views of each clip), the encoder alone
+  is kept (`save_encoder(dir)` writes a normal encoder directory that
   `resolve_encoder(dir)` and `train_genre.py --encoder_name_or_path dir` load).
 - `clip_embeddings` / `linear_probe`: frozen embeddings of whole clips (mean over fixed windows of the per-window
   mean-pooled last layer, or of every layer concatenated) and a scikit-learn logistic-regression probe on
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, Trainer
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..audio import cut_windows
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ContrastiveModel",
+    "ContrastiveTrainer",
     "ProjectionHead",
     "clip_embeddings",
     "fuse_embeddings",
@@ -132,6 +134,24 @@ class ContrastiveModel(nn.Module):
         self.encoder.save_pretrained(directory)
         self.feature_extractor.save_pretrained(directory)
         return directory
+
+
+class ContrastiveTrainer(Trainer):
+    """A `Trainer` of a `ContrastiveModel` on batches `{"view1", "view2"}` (each `(batch, samples)`: two augmented
+    crops of the same clips): the loss is NT-Xent between the two views' projections at `temperature`. Checkpoints,
+    resuming, logging, the scheduler and `accelerate launch` are the Trainer's; under several processes each loss is
+    over the process's own batch."""
+
+    def __init__(self, *args, temperature: float = 0.5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.temperature = temperature
+
+    def compute_loss(self, model, inputs: dict, return_outputs: bool = False, num_items_in_batch=None):
+        z1, z2 = model(torch.cat([inputs["view1"], inputs["view2"]])).chunk(2)  # (2B, P) -> 2 x (B, P)
+        loss = nt_xent_loss(z1, z2, self.temperature)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite contrastive loss at step {self.state.global_step}: {loss.item()}")
+        return (loss, {"z1": z1, "z2": z2}) if return_outputs else loss
 
 
 def random_init_like(encoder: PreTrainedModel, seed: int = 0) -> PreTrainedModel:

@@ -54,6 +54,24 @@ def plot_pca(panels: dict[str, np.ndarray], labels: np.ndarray, label_names: lis
     return path
 
 
+def plot_loss_curve(steps: list[int], losses: list[float], epoch_losses: list[float], steps_per_epoch: int, path: Path,
+                    ylabel: str) -> Path:
+    """A logged training loss over optimiser steps, and its mean per epoch (`epoch_losses`, one per epoch of
+    `steps_per_epoch` steps) at each epoch's last step."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, losses, alpha=0.4, label="logged")
+    if len(epoch_losses) > 1:
+        ends = steps_per_epoch * np.arange(1, len(epoch_losses) + 1)
+        ax.plot(ends, epoch_losses, marker="o", label="epoch mean")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_training_curves(log_history: list[dict], path: Path, metric: str) -> Path:
     """Training and validation loss, and the validation `metric` (logged as `eval_<metric>`), over optimiser steps,
     from `Trainer.state.log_history`; a run without a validation split has its training loss only."""

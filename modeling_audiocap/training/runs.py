@@ -1,6 +1,7 @@
 """Steps every training script shares: logging and seeding, the built-in set, the splits (with or without
 validation), resuming, unwrapping LoRA."""
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -153,6 +154,14 @@ def train_resuming(trainer: Trainer, overwrite_output_dir: bool) -> None:
         if checkpoint:
             logger.info("Resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def write_results(output_dir: Path, results: dict) -> Path:
+    """`output_dir/results.json`: the run's results and set-up, indented; values JSON has no type for (paths,
+    enums) written as their strings."""
+    path = Path(output_dir) / "results.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    return path
 
 
 def trained_model(trainer: Trainer, encoder_mode: str):

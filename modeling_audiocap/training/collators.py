@@ -1,0 +1,117 @@
+"""The training scripts' data collators: rows of decoded clips (or cached embeddings) -> model batches.
+
+- `WaveformCollator` (genre, unfrozen / LoRA): a random window per clip in training, fixed windows in evaluation.
+- `embedding_collator` (genre, frozen): cached layer-wise embeddings.
+- `CaptionCollator` (captioning): a window per clip and the tokenised captions as labels.
+- `ClipIndices` / `TwoViewCollator` (contrastive pre-training): two cropped and augmented views of every clip.
+
+Random crops depend only on `(seed, epoch, clip)` (`EpochCrops`) or `(seed, epoch, batch)` (`TwoViewCollator`), never
+on a generator's running state, so a resumed run draws what an uninterrupted one does.
+"""
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from ..audio import cut_windows
+from ..processing_audiocap import AudioCapProcessor
+from .crops import EpochCrops
+
+
+class WaveformCollator:
+    """Genre batches of waveform windows: a random window of each clip (training rows with a `waveform`, drawn by
+    `crops`) or the fixed evaluation windows (rows with `input_values`); the genre in `labels`."""
+
+    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops):
+        self.processor = processor
+        self.crops = crops
+
+    def __call__(self, rows: list[dict]) -> dict:
+        if "waveform" in rows[0]:
+            waves = [self.crops.crop(r["waveform"], r["clip_index"]) for r in rows]
+        else:
+            waves = [np.asarray(r["input_values"], dtype=np.float32) for r in rows]
+        batch = dict(self.processor.featurize(waves))
+        batch["labels"] = torch.tensor([r["label"] for r in rows])
+        return batch
+
+
+def embedding_collator(rows: list[dict]) -> dict:
+    """Frozen-mode genre batches from the embedding cache: `layer_embeddings` `(batch, layers, hidden)` and
+    `labels`."""
+    return {
+        "layer_embeddings": torch.tensor(np.stack([r["layer_embeddings"] for r in rows]), dtype=torch.float32),
+        "labels": torch.tensor([r["label"] for r in rows]),
+    }
+
+
+class CaptionCollator:
+    """Audio windows (a random crop drawn by `crops` while `training`, the first window otherwise) and tokenised
+    captions as labels (padding -100)."""
+
+    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int):
+        self.processor = processor
+        self.crops = crops
+        self.max_tokens = max_tokens
+        self.training = True
+
+    def __call__(self, rows: list[dict]) -> dict:
+        waves = []
+        for row in rows:
+            wave = torch.as_tensor(row["waveform"])
+            window = self.crops.window
+            crop = self.crops.crop(wave, row["clip_index"]) if self.training else cut_windows(wave, window)[0]
+            waves.append(crop[: min(wave.shape[0], window)])
+        batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
+        tokens = self.processor.tokenizer(
+            [str(r["caption"]) for r in rows], padding=True, truncation=True, max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        batch["labels"] = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
+        return batch
+
+
+class ClipIndices(torch.utils.data.Dataset):
+    """Clip indices 0..n-1: the collator reads the waveforms, so workers never pickle the audio."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class TwoViewCollator(TrainerCallback):
+    """Two independently cropped and augmented views of each clip of a batch of `ClipIndices`: `{"view1", "view2"}`,
+    each `(batch, crop_samples)`, from the `waveform` column of `rows` through `chain` (an augmentation chain taking
+    a `torch.Generator`).
+
+    A batch's crops and augmentations draw from a generator seeded by `(seed, epoch, the batch's clip indices)`, never
+    by a running state, so a run is reproducible with any number of DataLoader workers and a resumed run draws what an
+    uninterrupted one does. A Trainer callback that follows the epoch: pass it in `callbacks`."""
+
+    def __init__(self, rows, crop_samples: int, chain, seed: int):
+        self.rows = rows
+        self.crop_samples = crop_samples
+        self.chain = chain
+        self.seed = seed
+        self.epoch = 0
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is the epochs done so far (fractional when resuming mid-epoch): its floor is this epoch
+        self.epoch = int(state.epoch or 0)
+
+    def __call__(self, indices: list[int]) -> dict:
+        entropy = np.random.SeedSequence([self.seed, self.epoch, *map(int, indices)]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(entropy))
+        waves = [torch.as_tensor(np.asarray(self.rows[int(i)]["waveform"], dtype=np.float32)) for i in indices]
+        views = {}
+        for name in ("view1", "view2"):
+            crops = torch.stack(
+                [cut_windows(w, self.crop_samples, random_crop=True, generator=generator)[0] for w in waves]
+            )
+            views[name] = self.chain(crops, generator)
+        return views
