@@ -43,6 +43,7 @@ from modeling_audiocap.training.runs import (
     start_run,
     train_resuming,
     trained_model,
+    write_results,
 )
 from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
 
@@ -216,7 +217,7 @@ def main() -> None:
         test_accuracy=results["test"]["accuracy"],
         plots=[p.name for p in plots],
     )
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_results(output_dir, results)
     repo_id = training_args.hub_model_id or output_dir.name
     render_genre_card(output_dir, results, repo_id)
     logger.info("Train accuracy %.4f; test accuracy %.4f, macro-F1 %.4f; results in %s", results["train"]["accuracy"],
