@@ -96,11 +96,6 @@ def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_arg
     return model, processor
 
 
-def model_inputs(processor: AudioCapProcessor, waves: list[np.ndarray]) -> dict:
-    """The encoder's features for already decoded waveforms at its rate."""
-    return dict(processor.featurize(waves))
-
-
 def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray, label_names: list[str]) -> dict:
     """Genre metrics of clips from window logits: predictions from the clip logits (mean over windows), ranking
     metrics (mAP, ROC-AUC) from their softmax."""
@@ -131,7 +126,7 @@ def prepare_splits(splits, model, processor, enc_args, data_args, training_args)
         model.freeze_encoder()
         with training_args.main_process_first(desc="embedding cache"):
             windows = {
-                split: embed_windows(w, model, lambda waves: model_inputs(processor, waves), data_args.embedding_cache_dir,
+                split: embed_windows(w, model, lambda waves: dict(processor.featurize(waves)), data_args.embedding_cache_dir,
                                      enc_args.encoder_name_or_path, training_args.per_device_eval_batch_size)
                 for split, w in windows.items()
             }

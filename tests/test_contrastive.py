@@ -4,6 +4,7 @@ train_contrastive.py run whose saved encoder reloads with the weights it was pro
 import importlib.util
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -310,3 +311,52 @@ def test_train_contrastive_tiny_run(tmp_path):
     again = linear_probe(data["train"], data["validation"], data["test"])
     assert again["accuracy"] == probe["pretrained_accuracy"] and again["map"] == probe["pretrained_map"]
     assert again["validation_accuracy_by_c"] == probe["pretrained"]["validation_accuracy_by_c"]
+
+
+def test_two_view_collator_draws_by_seed_epoch_and_batch():
+    from modeling_audiocap.training.collators import TwoViewCollator
+
+    rows = [{"waveform": music(batch=1, seconds=1.0, seed=i)[0].numpy()} for i in range(4)]
+    collator = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0)
+    first = collator([0, 2])
+    assert first["view1"].shape == first["view2"].shape == (2, RATE // 4)
+    assert not torch.equal(first["view1"], first["view2"])
+    again = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0)([0, 2])
+    assert all(torch.equal(first[k], again[k]) for k in first)  # no running state: a fresh copy draws the same
+    collator.epoch = 1
+    assert not torch.equal(collator([0, 2])["view1"], first["view1"])
+
+
+def contrastive_run(tmp_path, out, *extra) -> subprocess.CompletedProcess:
+    args = [
+        sys.executable, str(ROOT / "train_contrastive.py"),
+        "--encoder_name_or_path", "audiocap/samplecnn",
+        "--encoder_config_overrides", "{hidden_size: 16, num_hidden_layers: 6, sampling_rate: 16000}",
+        "--dataset_name", "builtin", "--builtin_dir", str(tmp_path / "set"), "--builtin_clips_per_genre", "4",
+        "--builtin_seconds", "1.5", "--max_length_seconds", "1.0", "--decoded_cache_dir", str(tmp_path / "decoded"),
+        "--crop_seconds", "0.5", "--per_device_train_batch_size", "4", "--num_train_epochs", "2",
+        "--learning_rate", "1e-3", "--projection_dim", "8", "--num_threads", "1", "--seed", "3",
+        "--save_strategy", "epoch", "--output_dir", str(out), *extra,
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_a_resumed_contrastive_run_ends_with_the_uninterrupted_weights(tmp_path):
+    """Killed after its first epoch (its last checkpoint gone) and resumed, with another number of DataLoader workers,
+    a run draws the same views in the same steps and ends with the same encoder."""
+    from safetensors.torch import load_file
+
+    contrastive_run(tmp_path, tmp_path / "whole")
+    contrastive_run(tmp_path, tmp_path / "resumed", "--dataloader_num_workers", "1")
+    checkpoints = sorted((tmp_path / "resumed").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert len(checkpoints) == 2
+    shutil.rmtree(checkpoints[-1])
+    shutil.rmtree(tmp_path / "resumed" / "encoder")
+    proc = contrastive_run(tmp_path, tmp_path / "resumed")
+    assert f"Resuming from {checkpoints[0]}" in proc.stderr
+    whole = load_file(tmp_path / "whole" / "encoder" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "encoder" / "model.safetensors")
+    assert whole.keys() == resumed.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
