@@ -272,20 +272,25 @@ def test_configs_parse(name):
         assert data.max_length_seconds == 3.0 and data.window_overlap == 0.5 and data.dataset_config_name == "small"
 
 
-@pytest.mark.slow
-def test_train_contrastive_tiny_run(tmp_path):
-    out = tmp_path / "run"
+def contrastive_run(tmp_path, out, *extra) -> subprocess.CompletedProcess:
     args = [
         sys.executable, str(ROOT / "train_contrastive.py"),
         "--encoder_name_or_path", "audiocap/samplecnn",
         "--encoder_config_overrides", "{hidden_size: 16, num_hidden_layers: 6, sampling_rate: 16000}",
         "--dataset_name", "builtin", "--builtin_dir", str(tmp_path / "set"), "--builtin_clips_per_genre", "4",
         "--builtin_seconds", "1.5", "--max_length_seconds", "1.0", "--decoded_cache_dir", str(tmp_path / "decoded"),
-        "--crop_seconds", "0.5", "--per_device_train_batch_size", "6", "--num_train_epochs", "2",
-        "--learning_rate", "1e-3", "--logging_steps", "1", "--projection_dim", "8", "--num_threads", "1", "--seed", "3", "--output_dir", str(out),
+        "--crop_seconds", "0.5", "--num_train_epochs", "2", "--learning_rate", "1e-3", "--projection_dim", "8",
+        "--num_threads", "1", "--seed", "3", "--output_dir", str(out), *extra,
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_train_contrastive_tiny_run(tmp_path):
+    out = tmp_path / "run"
+    contrastive_run(tmp_path, out, "--per_device_train_batch_size", "6", "--logging_steps", "1")
     results = json.loads((out / "results.json").read_text())
     probe = results["linear_probe"]
     for key in ("pretrained_accuracy", "random_init_accuracy", "pretrained_map", "random_init_map",
@@ -327,35 +332,20 @@ def test_two_view_collator_draws_by_seed_epoch_and_batch():
     assert not torch.equal(collator([0, 2])["view1"], first["view1"])
 
 
-def contrastive_run(tmp_path, out, *extra) -> subprocess.CompletedProcess:
-    args = [
-        sys.executable, str(ROOT / "train_contrastive.py"),
-        "--encoder_name_or_path", "audiocap/samplecnn",
-        "--encoder_config_overrides", "{hidden_size: 16, num_hidden_layers: 6, sampling_rate: 16000}",
-        "--dataset_name", "builtin", "--builtin_dir", str(tmp_path / "set"), "--builtin_clips_per_genre", "4",
-        "--builtin_seconds", "1.5", "--max_length_seconds", "1.0", "--decoded_cache_dir", str(tmp_path / "decoded"),
-        "--crop_seconds", "0.5", "--per_device_train_batch_size", "4", "--num_train_epochs", "2",
-        "--learning_rate", "1e-3", "--projection_dim", "8", "--num_threads", "1", "--seed", "3",
-        "--save_strategy", "epoch", "--output_dir", str(out), *extra,
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
-
-
 @pytest.mark.slow
 def test_a_resumed_contrastive_run_ends_with_the_uninterrupted_weights(tmp_path):
     """Killed after its first epoch (its last checkpoint gone) and resumed, with another number of DataLoader workers,
     a run draws the same views in the same steps and ends with the same encoder."""
     from safetensors.torch import load_file
 
-    contrastive_run(tmp_path, tmp_path / "whole")
-    contrastive_run(tmp_path, tmp_path / "resumed", "--dataloader_num_workers", "1")
+    settings = ("--per_device_train_batch_size", "4", "--save_strategy", "epoch")
+    contrastive_run(tmp_path, tmp_path / "whole", *settings)
+    contrastive_run(tmp_path, tmp_path / "resumed", *settings, "--dataloader_num_workers", "1")
     checkpoints = sorted((tmp_path / "resumed").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert len(checkpoints) == 2
     shutil.rmtree(checkpoints[-1])
     shutil.rmtree(tmp_path / "resumed" / "encoder")
-    proc = contrastive_run(tmp_path, tmp_path / "resumed")
+    proc = contrastive_run(tmp_path, tmp_path / "resumed", *settings)
     assert f"Resuming from {checkpoints[0]}" in proc.stderr
     whole = load_file(tmp_path / "whole" / "encoder" / "model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "encoder" / "model.safetensors")
