@@ -214,7 +214,10 @@ def start(args: ContrastiveArguments, data_args: AudioDataArguments, training_ar
     start_run(training_args)
     resolved = resolve_encoder(args.encoder_name_or_path, config_overrides=args.config_overrides())
     random_start = args.encoder_name_or_path in short_names() and not os.path.isdir(args.encoder_name_or_path)
-    random_encoder = copy.deepcopy(resolved.model) if random_start else random_init_like(resolved.model, training_args.seed)
+    if random_start:
+        random_encoder = copy.deepcopy(resolved.model)
+    else:
+        random_encoder = random_init_like(resolved.model, training_args.seed)
     model = ContrastiveModel(
         resolved.model, resolved.feature_extractor, args.projection_dim, args.projection_hidden_size
     )
