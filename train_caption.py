@@ -179,13 +179,14 @@ def main() -> None:
     if enc_args.encoder_mode == "lora":
         train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout, cap_args.lora_text_model)
     text_metric = load_metric("music_captioning")
+    attribute_metric = load_metric("caption_attributes") if data_args.dataset_name == "builtin" else None
     hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
-    trainer = make_trainer(train_model, decoded, processor, text_metric, enc_args, cap_args, training_args)
+    trainer = make_trainer(train_model, decoded, processor, text_metric, attribute_metric, enc_args, cap_args,
+                           training_args)
     train_resuming(trainer, cap_args.overwrite_output_dir)
 
     model = trained_model(trainer, enc_args.encoder_mode)
-    builtin = data_args.dataset_name == "builtin"
-    results, samples = evaluate_captions(trainer, decoded, text_metric, cap_args, builtin, training_args.seed)
+    results, samples = evaluate_captions(trainer, decoded, text_metric, attribute_metric, cap_args, training_args.seed)
     if not trainer.is_world_process_zero():
         return
     plots = [plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png", "bert_similarity")]
@@ -246,21 +247,31 @@ def run_settings(enc_args: EncoderArguments, cap_args: CaptionArguments, data_ar
     )
 
 
-def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_metric, enc_args: EncoderArguments,
-                 cap_args: CaptionArguments, training_args: Seq2SeqTrainingArguments) -> CaptionTrainer:
-    """The trainer: captions generated and scored on validation each evaluation (the best checkpoint kept as the
-    arguments say), or, without a validation split, no evaluation and the last epoch kept."""
+def attribute_references(clips) -> list[dict]:
+    """The built-in set's known attributes of `clips`, as the caption_attributes metric takes them."""
+    columns = {a: list(clips[a]) for a in BUILTIN_ATTRIBUTES}
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_metric, attribute_metric,
+                 enc_args: EncoderArguments, cap_args: CaptionArguments,
+                 training_args: Seq2SeqTrainingArguments) -> CaptionTrainer:
+    """The trainer: captions generated and scored on validation each evaluation (on the built-in set also against
+    its attributes, so `mean_attribute_accuracy` can pick the best checkpoint), or, without a validation split, no
+    evaluation and the last epoch kept."""
     tokenizer = processor.tokenizer
+    validation = decoded.get("validation")
 
     def compute_metrics(prediction) -> dict:
         predictions = decode_captions(tokenizer, prediction.predictions)
         references = decode_captions(tokenizer, prediction.label_ids)
         scores = text_metric.compute(predictions=predictions, references=references,
                                      similarity_model=cap_args.similarity_model)
+        if attribute_metric is not None:
+            scores.update(attribute_metric.compute(predictions=predictions, references=attribute_references(validation)))
         return {k: v for k, v in scores.items() if isinstance(v, float)}
 
     set_script_arguments(training_args, "train_caption.py", SCRIPT_ARGUMENTS)
-    validation = decoded.get("validation")
     if validation is None:
         evaluate_without_validation(training_args, cap_args.early_stopping_patience)
     crops = EpochCrops(processor.window_samples, training_args.seed)
@@ -280,14 +291,13 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
     )
 
 
-def evaluate_captions(trainer: CaptionTrainer, decoded: dict, text_metric, cap_args: CaptionArguments, builtin: bool,
+def evaluate_captions(trainer: CaptionTrainer, decoded: dict, text_metric, attribute_metric, cap_args: CaptionArguments,
                       seed: int) -> tuple[dict, dict]:
     """Caption metrics of every split against the full reference captions (on the built-in set also the attribute
     accuracies), and sample captions. The train split is scored on at most `--max_train_eval_samples` clips (a
     seeded sample; their number is `train_eval_clips`), from their first window as every split."""
     tokenizer = trainer.processing_class
     trainer.compute_metrics = None  # scored below, once, against the untruncated references
-    attribute_metric = load_metric("caption_attributes") if builtin else None
     results, samples = {}, {}
     for split in ("train", "validation", "test"):
         if split not in decoded:
@@ -300,9 +310,7 @@ def evaluate_captions(trainer: CaptionTrainer, decoded: dict, text_metric, cap_a
         results[split] = text_metric.compute(predictions=generated, references=list(clips["caption"]),
                                              similarity_model=cap_args.similarity_model)
         if attribute_metric is not None:
-            columns = {a: list(clips[a]) for a in BUILTIN_ATTRIBUTES}
-            references = [dict(zip(columns, values)) for values in zip(*columns.values())]
-            results[split].update(attribute_metric.compute(predictions=generated, references=references))
+            results[split].update(attribute_metric.compute(predictions=generated, references=attribute_references(clips)))
         samples[split] = [
             {"reference": str(ref), "generated": gen}
             for ref, gen in list(zip(clips["caption"], generated))[: cap_args.num_sample_captions]

@@ -4,7 +4,9 @@ Six styles ("genres") are drawn from musical attributes: tempo, drum pattern, le
 chord progression. Every genre is a distribution over those attributes and the distributions overlap, so that no
 single attribute (tempo, loudness, mode, instrument, drums) tells the genres apart, while their combination does:
 drums split the genres into three pairs and the instrument splits them another way. Key, exact tempo, gain
-(-12..0 dB) and a little noise are random per clip. Each clip gets a caption written from its parameters.
+(-12..0 dB) and a little noise are random per clip. Each clip gets a caption written from its parameters in one of
+several phrasings; every phrasing states every attribute the captions are scored on (genre, tempo in words and in
+bpm, mode, instrument, drums).
 
 The output is an audiofolder-style Hugging Face data set::
 
@@ -43,7 +45,7 @@ if TYPE_CHECKING:  # datasets is imported lazily: generating the set does not ne
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: every caption states the tempo in bpm
 DEFAULT_CLIPS_PER_GENRE = 40
 DEFAULT_SECONDS = 4.0
 DEFAULT_SAMPLING_RATE = 16000
@@ -152,11 +154,11 @@ TEMPO_WORDS = {
     "slow": ("slow", "slow-paced"), "medium": ("medium-tempo", "medium-paced"), "fast": ("fast", "fast-paced"),
 }
 CAPTION_TEMPLATES = (
-    "a {tempo} {mode}-key {genre} track featuring {instrument} {drums}",
+    "a {tempo} {mode}-key {genre} track at {bpm} bpm, featuring {instrument} {drums}",
     "{instrument} {drums} in this {tempo} {genre} piece in {key} {mode} at about {bpm} bpm",
-    "{tempo} {genre} music in {key} {mode}: {instrument} {drums}; the chords go {progression}",
+    "{tempo} {genre} music at {bpm} bpm in {key} {mode}: {instrument} {drums}; the chords go {progression}",
     "a {mode}-key {genre} tune at a {tempo} {bpm} bpm, built on {instrument} {drums}",
-    "an instrumental {genre} clip, {tempo} and in {mode}: {instrument} {drums}",
+    "an instrumental {genre} clip, {tempo} ({bpm} bpm) and in {mode}: {instrument} {drums}",
 )
 
 # Reading captions back (the caption_attributes metric): per attribute column, per value, the phrases that name that
