@@ -6,7 +6,6 @@ default; `--text_model_name_or_path scratch` builds a small T5 and trains a toke
 card and the `music-captioning` pipeline.
 """
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from transformers import (
 
 from modeling_audiocap import AudioEncoderT5ForCaptioning, resolve_encoder
 from modeling_audiocap.data.captions import load_caption_dataset
+from modeling_audiocap.data.synthetic import CAPTION_COLUMNS
 from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.metrics.music_captioning.music_captioning import DEFAULT_TEXT_MODEL
@@ -44,6 +44,7 @@ from modeling_audiocap.training.runs import (
     start_run,
     train_resuming,
     trained_model,
+    write_results,
 )
 from modeling_audiocap.training.text import small_t5_config, train_caption_tokenizer
 
@@ -66,7 +67,10 @@ class CaptionArguments:
     text_model_name_or_path: str = field(
         default="t5-small", metadata={"help": "Hub id or local dir of a T5; 'scratch' builds a small one."}
     )
-    caption_column_name: str = field(default="caption", metadata={"help": "Column holding the captions."})
+    caption_column_name: str = field(
+        default="caption",
+        metadata={"help": "Column holding the captions; several separated by commas (e.g. caption_1,...,caption_5)."},
+    )
     max_caption_tokens: int = field(default=64, metadata={"help": "Captions are cut to this many tokens."})
     connector: str = field(default="t5_encoder", metadata={"help": "t5_encoder (reference) | cross_attention"})
     time_reduction_stride: int = field(default=4, metadata={"help": "Frames averaged into one T5 input step."})
@@ -165,9 +169,10 @@ def main() -> None:
     )
     output_dir = start_run(training_args)
 
-    splits = load_splits(load_caption_dataset, data_args, training_args.seed, {},
-                         caption_column_name=cap_args.caption_column_name)
-    model, processor = build_model(enc_args, cap_args, data_args, splits["train"]["caption"])
+    splits = load_splits(load_caption_dataset, data_args, training_args.seed,
+                         {"caption_column_name": ",".join(CAPTION_COLUMNS)}, caption_column_name=cap_args.caption_column_name)
+    model, processor = build_model(enc_args, cap_args, data_args,
+                                   [c for captions in splits["train"]["captions"] for c in captions])
     with training_args.main_process_first(desc="prepare data"):
         decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
 
@@ -201,7 +206,7 @@ def main() -> None:
         sample_captions=samples,
         plots=[p.name for p in plots],
     )
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_results(output_dir, results)
     repo_id = training_args.hub_model_id or output_dir.name
     render_caption_card(output_dir, results, repo_id)
     logger.info("BERT similarity: train %.4f, test %.4f; test BLEU-4 %.4f; results in %s",
@@ -264,8 +269,7 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
 
     def compute_metrics(prediction) -> dict:
         predictions = decode_captions(tokenizer, prediction.predictions)
-        references = decode_captions(tokenizer, prediction.label_ids)
-        scores = text_metric.compute(predictions=predictions, references=references,
+        scores = text_metric.compute(predictions=predictions, references=list(validation["captions"]),
                                      similarity_model=cap_args.similarity_model)
         if attribute_metric is not None:
             scores.update(attribute_metric.compute(predictions=predictions, references=attribute_references(validation)))
@@ -307,7 +311,7 @@ def evaluate_captions(trainer: CaptionTrainer, decoded: dict, text_metric, attri
             clips = seeded_sample(clips, cap_args.max_train_eval_samples, seed)
             results["train_eval_clips"] = len(clips)
         generated = decode_captions(tokenizer, trainer.predict(clips, metric_key_prefix=split).predictions)
-        results[split] = text_metric.compute(predictions=generated, references=list(clips["caption"]),
+        results[split] = text_metric.compute(predictions=generated, references=list(clips["captions"]),
                                              similarity_model=cap_args.similarity_model)
         if attribute_metric is not None:
             results[split].update(attribute_metric.compute(predictions=generated, references=attribute_references(clips)))

@@ -13,6 +13,7 @@ from scipy.io import wavfile
 from scipy.ndimage import median_filter
 
 from modeling_audiocap.data.synthetic import (
+    CAPTION_COLUMNS,
     GENRES,
     INSTRUMENTS,
     METADATA_COLUMNS,
@@ -125,14 +126,18 @@ def test_splits_disjoint_and_stratified(small_set):
 
 
 def test_captions_describe_the_clip(small_set):
+    """Five captions per clip, each in another template, each naming every attribute and the tempo in bpm."""
     rows = read_rows(small_set)
     for r in rows:
-        caption = r["caption"].lower()
-        assert r["genre"] in caption and r["tempo_class"] in caption and r["mode"] in caption, caption
-        assert INSTRUMENT_WORDS[r["instrument"]] in caption, caption
-        if r["drums"] == "none":
-            assert "without drums" in caption or "no percussion" in caption
-    assert len({r["caption"].split()[0] for r in rows}) >= 4  # several templates
+        captions = [r[c].lower() for c in CAPTION_COLUMNS]
+        assert len(set(captions)) == len(captions)
+        for caption in captions:
+            assert r["genre"] in caption and r["tempo_class"] in caption and r["mode"] in caption, caption
+            assert INSTRUMENT_WORDS[r["instrument"]] in caption, caption
+            assert f"{round(float(r['tempo_bpm']))} bpm" in caption, caption
+            if r["drums"] == "none":
+                assert "without drums" in caption or "no percussion" in caption
+    assert len({r["caption"].split()[0] for r in rows}) >= 4  # the first caption's template varies too
 
 
 def test_load_music_set(small_set):

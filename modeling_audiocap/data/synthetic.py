@@ -11,7 +11,7 @@ bpm, mode, instrument, drums).
 The output is an audiofolder-style Hugging Face data set::
 
     DIR/<genre>/<genre>_0003.wav     16-bit PCM mono WAV
-    DIR/metadata.csv                 file_name, genre, caption, attributes, split (train/validation/test)
+    DIR/metadata.csv                 file_name, genre, caption, caption_2 .. caption_5, attributes, split
     DIR/generation.json              the parameters; written last, it marks the set complete
 
 Command line::
@@ -45,14 +45,15 @@ if TYPE_CHECKING:  # datasets is imported lazily: generating the set does not ne
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # 2: every caption states the tempo in bpm
+GENERATOR_VERSION = 2  # 2: five captions per clip, every one stating the tempo in bpm
 DEFAULT_CLIPS_PER_GENRE = 40
 DEFAULT_SECONDS = 4.0
 DEFAULT_SAMPLING_RATE = 16000
 DEFAULT_SEED = 0
 SPLIT_FRACTIONS = {"train": 0.70, "validation": 0.15, "test": 0.15}
+CAPTION_COLUMNS = ("caption", "caption_2", "caption_3", "caption_4", "caption_5")  # one per template
 METADATA_COLUMNS = (
-    "file_name", "genre", "caption", "tempo_bpm", "tempo_class", "drums", "instrument", "key", "mode",
+    "file_name", "genre", *CAPTION_COLUMNS, "tempo_bpm", "tempo_class", "drums", "instrument", "key", "mode",
     "progression", "gain_db", "split",
 )
 
@@ -426,14 +427,27 @@ def sample_clip(genre: str, rng: np.random.Generator) -> dict[str, Any]:
         "tonic_pc": tonic,
         "chords": chords,
     }
-    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-    caption = pick(CAPTION_TEMPLATES).format(
-        tempo=pick(TEMPO_WORDS[attrs["tempo_class"]]), mode=mode, genre=genre, key=attrs["key"],
-        bpm=int(round(bpm)), instrument=pick(INSTRUMENT_PHRASES[attrs["instrument"]]),
-        drums=pick(DRUM_PHRASES[attrs["drums"]]), progression=numerals,
-    )
-    attrs["caption"] = caption[0].upper() + caption[1:] + "."
+    attrs["caption_template"] = int(rng.integers(len(CAPTION_TEMPLATES)))
+    attrs["caption"] = write_caption(attrs, CAPTION_TEMPLATES[attrs["caption_template"]], rng)
     return attrs
+
+
+def write_caption(attrs: dict[str, Any], template: str, rng: np.random.Generator) -> str:
+    """A caption of the clip `attrs` in `template`, its phrases drawn with `rng`."""
+    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    caption = template.format(
+        tempo=pick(TEMPO_WORDS[attrs["tempo_class"]]), mode=attrs["mode"], genre=attrs["genre"], key=attrs["key"],
+        bpm=int(round(attrs["tempo_bpm"])), instrument=pick(INSTRUMENT_PHRASES[attrs["instrument"]]),
+        drums=pick(DRUM_PHRASES[attrs["drums"]]), progression=attrs["progression"],
+    )
+    return caption[0].upper() + caption[1:] + "."
+
+
+def more_captions(attrs: dict[str, Any], rng: np.random.Generator) -> dict[str, str]:
+    """`caption_2`, `caption_3`, ...: the clip written in each of the other templates (in a random order), as
+    several annotators would describe it."""
+    others = [int(i) for i in rng.permutation(len(CAPTION_TEMPLATES)) if i != attrs["caption_template"]]
+    return {f"caption_{k}": write_caption(attrs, CAPTION_TEMPLATES[i], rng) for k, i in enumerate(others, start=2)}
 
 
 def synthesize_clip(
@@ -452,6 +466,8 @@ def synthesize_clip(
         audio *= 0.98 / peak
         gain_db += 20 * np.log10(0.98 / peak)
     attrs["gain_db"] = round(gain_db, 2)
+    # drawn after the audio, from a generator of their own: the clip's sound does not depend on how it is described
+    attrs.update(more_captions(attrs, np.random.default_rng([seed, list(GENRES).index(genre), index, 1])))
     return audio.astype(np.float32), attrs
 
 
@@ -578,7 +594,7 @@ def load_music_set(data_dir: str | os.PathLike) -> "datasets.DatasetDict":
     """The set as a DatasetDict split by its `split` column; audio is cast to `datasets.Audio` but not decoded.
 
     Columns: `audio` (Audio, native rate), `path` (absolute path), `file_name` (relative path), `label`
-    (ClassLabel over the sorted genre names), `genre`, `caption` and the attribute columns.
+    (ClassLabel over the sorted genre names), `genre`, `caption` to `caption_5` and the attribute columns.
     """
     import datasets
 

@@ -47,7 +47,8 @@ def embedding_collator(rows: list[dict]) -> dict:
 
 class CaptionCollator:
     """Audio windows (a random crop drawn by `crops` while `training`, the first window otherwise) and tokenised
-    captions as labels (padding -100)."""
+    captions as labels (padding -100): while `training` one of the clip's `captions` drawn by `crops`, otherwise its
+    first `caption`."""
 
     def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int):
         self.processor = processor
@@ -63,12 +64,19 @@ class CaptionCollator:
             crop = self.crops.crop(wave, row["clip_index"]) if self.training else cut_windows(wave, window)[0]
             waves.append(crop[: min(wave.shape[0], window)])
         batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
+        captions = [self.caption(r) for r in rows]
         tokens = self.processor.tokenizer(
-            [str(r["caption"]) for r in rows], padding=True, truncation=True, max_length=self.max_tokens,
+            [str(c) for c in captions], padding=True, truncation=True, max_length=self.max_tokens,
             return_tensors="pt",
         )
         batch["labels"] = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
         return batch
+
+    def caption(self, row: dict) -> str:
+        captions = row.get("captions")
+        if not self.training or captions is None or len(captions) == 0:
+            return row["caption"]
+        return captions[self.crops.choice(len(captions), row["clip_index"])]
 
 
 class ClipIndices(torch.utils.data.Dataset):

@@ -24,6 +24,10 @@ class EpochCrops(TrainerCallback):
         # state.epoch is the epochs done so far (fractional when resuming mid-epoch): its floor is this epoch
         self.epoch = int(state.epoch or 0)
 
+    def choice(self, count: int, clip_index: int) -> int:
+        """An index in `range(count)` drawn from `(seed, epoch, clip_index)` (e.g. which of a clip's captions)."""
+        return int(np.random.SeedSequence([self.seed, self.epoch, int(clip_index), 1]).generate_state(1)[0] % count)
+
     def crop(self, wave, clip_index: int) -> torch.Tensor:
         """`(samples,)` -> one window `(window,)` at a start drawn from `(seed, epoch, clip_index)`; a clip shorter
         than the window is zero-padded."""
