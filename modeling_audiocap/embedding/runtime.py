@@ -23,6 +23,7 @@ import copy
 import functools
 import json
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -126,15 +127,32 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return ()
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_fast_bf16() -> bool:
-    """Whether bf16 matmuls run natively on this CPU: oneDNN has bf16 kernels for it (`mkldnn_bf16_supported`) and
-    the CPU has bf16 dot-product units (AMX or AVX512-BF16). Without them (e.g. AVX2-only CPUs) oneDNN / ATen emulate
-    bf16 through fp32 conversions, slower than plain fp32."""
+    """Whether bf16 matmuls run faster than fp32 on this CPU: oneDNN has bf16 kernels for it
+    (`mkldnn_bf16_supported`), the CPU has bf16 dot-product units (AMX or AVX512-BF16), and a timed 768x768 matmul
+    (once per process, about 0.1 s) is faster in bf16. Without the units oneDNN / ATen emulate bf16 through fp32
+    conversions; with them some CPUs still run bf16 at half their fp32 rate."""
     try:
         onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         onednn_bf16 = False
-    return onednn_bf16 and bool(cpu_bf16_flags())
+    if not (onednn_bf16 and cpu_bf16_flags()):
+        return False
+    return _matmul_seconds(torch.bfloat16) < _matmul_seconds(torch.float32)
+
+
+def _matmul_seconds(dtype: torch.dtype, size: int = 768, repeats: int = 5) -> float:
+    """The fastest of `repeats` timed `size`-square CPU matmuls in `dtype` (after one warm-up)."""
+    a = torch.randn(size, size).to(dtype)
+    with torch.inference_mode():
+        a @ a
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def choose_dtype(dtype: str | torch.dtype, device: torch.device | str) -> torch.dtype:
