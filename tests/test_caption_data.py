@@ -87,7 +87,8 @@ def test_training_draws_a_caption_per_clip_and_epoch():
              "captions": captions[5 * c: 5 * c + 5]} for c in range(4)]
 
     def drawn(collator) -> list[str]:
-        labels = collator(rows)["labels"].masked_fill(collator(rows)["labels"] < 0, 0)
+        labels = collator(rows)["labels"]
+        labels = labels.masked_fill(labels < 0, processor.tokenizer.pad_token_id)
         return processor.tokenizer.batch_decode(labels, skip_special_tokens=True)
 
     crops = EpochCrops(processor.window_samples, seed=3)

@@ -68,7 +68,7 @@ def load_caption_dataset(
         loaded = load_source(dataset_name, dataset_config_name, dataset_revision, audio_column_name)
         first, *others = [c.strip() for c in caption_column_name.split(",") if c.strip()] or [""]
         loaded = take_column(loaded, first, "caption", "caption", dataset_name, "--caption_column_name")
-        for column in others:
+        for column in others:  # kept under their own names: this only refuses a missing one, naming the columns there
             take_column(loaded, column, column, "caption", dataset_name, "--caption_column_name")
         whole = datasets.concatenate_datasets(list(loaded.values()))
         splits = None
