@@ -100,7 +100,9 @@ class CaptionArguments:
 
 def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions):
     """The captioner and its processor (feature extractor + tokenizer)."""
-    resolved = resolve_encoder(enc_args.encoder_name_or_path, clap_output=enc_args.clap_output)
+    resolved = resolve_encoder(
+        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides()
+    )
     if cap_args.text_model_name_or_path == SCRATCH:
         tokenizer = train_caption_tokenizer(train_captions, cap_args.scratch_vocab_size)
         t5 = T5ForConditionalGeneration(

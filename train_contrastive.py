@@ -32,7 +32,6 @@ from pathlib import Path
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
 import torch
-import yaml
 from transformers import TrainingArguments
 
 from modeling_audiocap import resolve_encoder
@@ -40,7 +39,7 @@ from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.encoder_families import short_names
 from modeling_audiocap.hub import package_versions, push_folder, take_hub_settings
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
-from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
+from modeling_audiocap.training.arguments import AudioDataArguments, parse_config_overrides, parse_with_config
 from modeling_audiocap.training.augment import (
     attach_spectrogram_augmentation,
     clmr_augmentations,
@@ -137,12 +136,7 @@ class ContrastiveArguments:
             raise ValueError("--noise_snr_db takes two values: low high")
 
     def config_overrides(self) -> dict | None:
-        if not self.encoder_config_overrides:
-            return None
-        overrides = yaml.safe_load(self.encoder_config_overrides)
-        if not isinstance(overrides, dict):
-            raise ValueError(f"--encoder_config_overrides must be a mapping, got {self.encoder_config_overrides!r}")
-        return overrides
+        return parse_config_overrides(self.encoder_config_overrides)
 
 
 def genre_splits(data_args: AudioDataArguments, args: ContrastiveArguments, seed: int):

@@ -60,7 +60,11 @@ SCRIPT_ARGUMENTS = {
 class GenreArguments:
     """The head and the labels."""
 
-    label_column_name: str = field(default="label", metadata={"help": "Column holding the genre."})
+    label_column_name: str | None = field(
+        default=None,
+        metadata={"help": "Column holding the classes (default: label; on the built-in set genre, or another of its "
+                          "attribute columns: mode, instrument, drums, tempo_class)."},
+    )
     pooling: str = field(default="mean", metadata={"help": "mean | attention"})
     head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head; 0: a linear probe."})
     head_dropout: float = field(default=0.2, metadata={"help": "Dropout in the head."})
@@ -75,12 +79,15 @@ class GenreArguments:
 
 
 def genre_splits(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
-    return load_splits(load_genre_dataset, data_args, seed, {"label_column_name": "genre"},
-                       label_column_name=genre_args.label_column_name)
+    column = genre_args.label_column_name
+    return load_splits(load_genre_dataset, data_args, seed, {"label_column_name": column or "genre"},
+                       label_column_name=column or "label")
 
 
 def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names):
-    resolved = resolve_encoder(enc_args.encoder_name_or_path, clap_output=enc_args.clap_output)
+    resolved = resolve_encoder(
+        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides()
+    )
     model = AudioEncoderForGenreClassification.from_encoder_pretrained(
         resolved,
         dict(enumerate(label_names)),

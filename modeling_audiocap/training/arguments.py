@@ -15,6 +15,10 @@ class EncoderArguments:
         default="m-a-p/MERT-v1-95M",
         metadata={"help": "Hub id, local dir, or a short audiocap name (audiocap/melcnn, audiocap/samplecnn, ...)."},
     )
+    encoder_config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Short names only: a YAML/JSON mapping of config fields, e.g. '{n_fft: 2048, n_mels: 96}'."},
+    )
     encoder_mode: str = field(default="frozen", metadata={"help": "frozen | unfrozen | lora"})
     encoder_learning_rate: float | None = field(
         default=None, metadata={"help": "Learning rate of the encoder (unfrozen / lora); defaults to --learning_rate."}
@@ -31,6 +35,19 @@ class EncoderArguments:
     def __post_init__(self):
         if self.encoder_mode not in ("frozen", "unfrozen", "lora"):
             raise ValueError(f"--encoder_mode must be frozen, unfrozen or lora, got {self.encoder_mode!r}")
+
+    def config_overrides(self) -> dict | None:
+        return parse_config_overrides(self.encoder_config_overrides)
+
+
+def parse_config_overrides(text: str | None) -> dict | None:
+    """`--encoder_config_overrides` (a YAML/JSON mapping) as a dict; None when not given."""
+    if not text:
+        return None
+    overrides = yaml.safe_load(text)
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--encoder_config_overrides must be a mapping, got {text!r}")
+    return overrides
 
 
 @dataclass
