@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Value
 from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
@@ -21,7 +22,9 @@ from transformers import (
 )
 
 from modeling_audiocap import AudioEncoderT5ForCaptioning, resolve_encoder
+from modeling_audiocap.configuration_audiocap import check_attribute_head
 from modeling_audiocap.data.captions import load_caption_dataset
+from modeling_audiocap.data.sources import take_column
 from modeling_audiocap.data.synthetic import CAPTION_COLUMNS
 from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
@@ -72,6 +75,12 @@ class CaptionArguments:
         metadata={"help": "Column holding the captions; several separated by commas (e.g. caption_1,...,caption_5)."},
     )
     max_caption_tokens: int = field(default=64, metadata={"help": "Captions are cut to this many tokens."})
+    attribute_columns: str | None = field(
+        default=None,
+        metadata={"help": "Columns the audio states also learn to predict, one small head each beside the captions "
+                          "(comma-separated; classes or numbers, e.g. tempo_bpm,mode on the built-in set)."},
+    )
+    attribute_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the attribute heads' losses."})
     connector: str = field(default="t5_encoder", metadata={"help": "t5_encoder (reference) | cross_attention"})
     time_reduction_stride: int = field(default=4, metadata={"help": "Frames averaged into one T5 input step."})
     lora_text_model: bool = field(default=False, metadata={"help": "LoRA mode: put adapters on T5 too."})
@@ -98,8 +107,27 @@ class CaptionArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh instead of resuming."})
 
 
-def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions):
-    """The captioner and its processor (feature extractor + tokenizer)."""
+def attribute_heads(train: Dataset, columns: str | None, source: str) -> dict | None:
+    """`--attribute_columns` as `AudioCaptionConfig.attribute_heads`, from the training clips: the classes of a text
+    (or class-label) column, the mean and spread of a numeric one."""
+    heads = {}
+    for name in [c.strip() for c in (columns or "").split(",") if c.strip()]:
+        take_column(DatasetDict(train=train), name, name, "attribute", source, "--attribute_columns")
+        feature = train.features[name]
+        if isinstance(feature, ClassLabel):
+            heads[name] = {"labels": list(feature.names)}
+        elif isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+            heads[name] = {"labels": sorted(set(train[name]))}
+        else:
+            values = np.asarray(train[name], dtype=np.float64)
+            heads[name] = {"mean": float(values.mean()), "std": float(values.std())}
+        check_attribute_head(name, heads[name])
+    return heads or None
+
+
+def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions,
+                heads: dict | None = None):
+    """The captioner (with the attribute `heads`, if any) and its processor (feature extractor + tokenizer)."""
     resolved = resolve_encoder(
         enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides()
     )
@@ -119,6 +147,8 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
         use_layer_weighting=enc_args.use_layer_weighting,
         window_seconds=data_args.max_length_seconds,
         clap_output=enc_args.clap_output,
+        attribute_heads=heads,
+        attribute_loss_weight=cap_args.attribute_loss_weight,
     )
     model.generation_config.max_length = None  # max_new_tokens rules: T5's default max_length (20) would conflict
     model.generation_config.update(
@@ -173,8 +203,9 @@ def main() -> None:
 
     splits = load_splits(load_caption_dataset, data_args, training_args.seed,
                          {"caption_column_name": ",".join(CAPTION_COLUMNS)}, caption_column_name=cap_args.caption_column_name)
+    heads = attribute_heads(splits["train"], cap_args.attribute_columns, data_args.dataset_name)
     model, processor = build_model(enc_args, cap_args, data_args,
-                                   [c for captions in splits["train"]["captions"] for c in captions])
+                                   [c for captions in splits["train"]["captions"] for c in captions], heads)
     with training_args.main_process_first(desc="prepare data"):
         decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
 
@@ -242,6 +273,8 @@ def run_settings(enc_args: EncoderArguments, cap_args: CaptionArguments, data_ar
             "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
             "time_reduction_stride": cap_args.time_reduction_stride,
             "max_caption_tokens": cap_args.max_caption_tokens,
+            "attribute_columns": cap_args.attribute_columns,
+            "attribute_loss_weight": cap_args.attribute_loss_weight,
             "num_beams": cap_args.num_beams,
             "beam_early_stopping": cap_args.beam_early_stopping,
             "max_new_tokens": cap_args.max_new_tokens,
@@ -289,7 +322,7 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
         args=training_args,
         train_dataset=decoded["train"],
         eval_dataset=validation,
-        data_collator=CaptionCollator(processor, crops, cap_args.max_caption_tokens),
+        data_collator=CaptionCollator(processor, crops, cap_args.max_caption_tokens, train_model.config.attribute_heads),
         processing_class=tokenizer,
         compute_metrics=None if validation is None else compute_metrics,
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),

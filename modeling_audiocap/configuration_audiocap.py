@@ -96,6 +96,12 @@ class AudioCaptionConfig(PretrainedConfig):
         time_reduction_stride (`int`): frames are averaged in non-overlapping groups of this many.
         use_layer_weighting (`bool`), sampling_rate (`int`), window_seconds (`float`, optional),
         clap_output (`str`): as in [`AudioGenreConfig`].
+        attribute_heads (`dict`, optional): auxiliary heads on the audio the decoder attends to (its mean over
+            frames), trained beside the captions when `forward` gets `attribute_labels`, so that the audio states
+            carry what the captions must name: `{name: {"labels": [...]}}` for classes (cross-entropy) or
+            `{name: {"mean": m, "std": s}}` for a number (squared error of the standardised value).
+            `train_caption.py --attribute_columns` builds them from the training clips.
+        attribute_loss_weight (`float`): weight of the heads' summed losses beside the caption loss.
     """
 
     model_type = "audiocap_caption"
@@ -109,6 +115,8 @@ class AudioCaptionConfig(PretrainedConfig):
     sampling_rate: int = 16000
     window_seconds: float | int | None = None
     clap_output: str = "projected"
+    attribute_heads: dict | None = None
+    attribute_loss_weight: float | int = 1.0
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
@@ -121,4 +129,19 @@ class AudioCaptionConfig(PretrainedConfig):
             raise ValueError(f"time_reduction_stride must be >= 1, got {self.time_reduction_stride}")
         if self.clap_output not in CLAP_OUTPUTS:
             raise ValueError(f"clap_output must be one of {CLAP_OUTPUTS}, got {self.clap_output!r}")
+        for name, spec in (self.attribute_heads or {}).items():
+            check_attribute_head(name, spec)
         super().__post_init__(**kwargs)
+
+
+def check_attribute_head(name: str, spec: dict) -> None:
+    """An `attribute_heads` entry: a name usable as a module key, and two or more `labels` or a `mean` and a positive
+    `std`."""
+    if not name or "." in name:
+        raise ValueError(f"attribute head names must be non-empty and without '.', got {name!r}")
+    labels_ok = len(spec.get("labels") or []) >= 2
+    number_ok = "mean" in spec and float(spec.get("std", 0)) > 0
+    if labels_ok == number_ok:
+        raise ValueError(
+            f"attribute head {name!r} needs either two or more 'labels' or a 'mean' and a positive 'std', got {spec!r}"
+        )

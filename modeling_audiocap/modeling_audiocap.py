@@ -357,6 +357,10 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         if text_model is None:
             text_model = T5ForConditionalGeneration(config.text_config)
         self.t5 = _checked_part(text_model, config.text_config)
+        heads = config.attribute_heads or {}
+        self.attribute_heads = nn.ModuleDict(
+            {name: nn.Linear(config.text_config.d_model, len(spec.get("labels") or [0])) for name, spec in heads.items()}
+        ) if heads else None
         self.post_init()
 
     @classmethod
@@ -452,12 +456,17 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         input_features: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        attribute_labels: dict[str, torch.Tensor] | None = None,
         **extra,
     ) -> Seq2SeqLMOutput:
+        r"""
+        attribute_labels (`dict[str, torch.Tensor]`, optional): per attribute head, each clip's class index or
+            number `(B,)`; their weighted losses are added to the caption loss.
+        """
         flags = self._output_flags(output_attentions, output_hidden_states)
         inputs = self._encoder_inputs(input_values, input_features)
         encoder_outputs, mask = self.encode_audio(inputs, attention_mask, **flags, **extra)
-        return self.t5(
+        outputs = self.t5(
             encoder_outputs=encoder_outputs,
             attention_mask=mask,
             labels=labels,
@@ -465,6 +474,47 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
             decoder_attention_mask=decoder_attention_mask,
             **flags,
         )
+        if attribute_labels is not None:
+            attribute_loss = self._attribute_loss(self.attribute_outputs(encoder_outputs.last_hidden_state, mask), attribute_labels)
+            outputs["loss"] = attribute_loss if outputs.loss is None else outputs.loss + attribute_loss
+        return outputs
+
+    def attribute_outputs(self, audio_states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each attribute head on the mean over valid frames of the audio the decoder attends to: class logits
+        `(B, C)` or a standardised number `(B,)`."""
+        if self.attribute_heads is None:
+            raise ValueError("this captioner has no attribute heads (config.attribute_heads)")
+        pooled = mean_pool(audio_states, mask)
+        outputs = {name: head(pooled) for name, head in self.attribute_heads.items()}
+        return {name: out if "labels" in self.config.attribute_heads[name] else out[:, 0] for name, out in outputs.items()}
+
+    def _attribute_loss(self, outputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        losses = []
+        for name, spec in self.config.attribute_heads.items():
+            if "labels" in spec:
+                losses.append(nn.functional.cross_entropy(outputs[name], labels[name].long()))
+            else:
+                target = (labels[name].to(outputs[name].dtype) - spec["mean"]) / spec["std"]
+                losses.append(nn.functional.mse_loss(outputs[name], target))
+        return self.config.attribute_loss_weight * torch.stack(losses).sum()
+
+    @torch.no_grad()
+    def predict_attributes(
+        self,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+    ) -> dict[str, list]:
+        """What the attribute heads say of each clip: a class name, or a number in the column's own units."""
+        encoder_outputs, mask = self.encode_audio(self._encoder_inputs(input_values, input_features), attention_mask)
+        outputs = self.attribute_outputs(encoder_outputs.last_hidden_state, mask)
+        predictions = {}
+        for name, spec in self.config.attribute_heads.items():
+            if "labels" in spec:
+                predictions[name] = [spec["labels"][i] for i in outputs[name].argmax(-1).tolist()]
+            else:
+                predictions[name] = (outputs[name] * spec["std"] + spec["mean"]).tolist()
+        return predictions
 
     @torch.no_grad()
     def generate(

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow  # whole training runs in subprocesses
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("mode,connector", [("unfrozen", "t5_encoder"), ("lora", "cross_attention")])
-def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mode, connector):
+@pytest.mark.parametrize("mode,connector,attributes", [("unfrozen", "t5_encoder", None), ("lora", "cross_attention", "tempo_bpm,mode")])
+def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mode, connector, attributes):
     out = tmp_path / "run"
     args = [
         sys.executable, str(ROOT / "train_caption.py"),
@@ -26,6 +26,7 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mod
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--max_new_tokens", "12",
         "--eval_strategy", "epoch", "--save_strategy", "epoch", "--report_to", "none", "--seed", "0",
         "--num_sample_captions", "3", "--max_train_eval_samples", "4",
+        *(["--attribute_columns", attributes] if attributes else []),
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -39,6 +40,10 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mod
     assert all(set(s) == {"generated", "reference"} for s in results["sample_captions"]["test"])
     config = json.loads((out / "config.json").read_text())
     assert config["custom_pipelines"]["music-captioning"]["impl"] == "pipelines.MusicCaptioningPipeline"
+    if attributes:  # heads trained beside the captions (through the LoRA wrapper), saved with the model
+        assert config["attribute_heads"]["mode"] == {"labels": ["major", "minor"]}
+        assert 56 < config["attribute_heads"]["tempo_bpm"]["mean"] < 176
+        assert results["hyperparameters"]["attribute_columns"] == attributes
     assert (out / "pipelines.py").exists() and (out / "tokenizer.json").exists()
     card = (out / "README.md").read_text()
     assert yaml.safe_load(card.split("---")[1])["model-index"][0]["results"]

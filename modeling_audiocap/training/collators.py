@@ -48,12 +48,14 @@ def embedding_collator(rows: list[dict]) -> dict:
 class CaptionCollator:
     """Audio windows (a random crop drawn by `crops` while `training`, the first window otherwise) and tokenised
     captions as labels (padding -100): while `training` one of the clip's `captions` drawn by `crops`, otherwise its
-    first `caption`."""
+    first `caption`. With `attribute_heads` (`AudioCaptionConfig.attribute_heads`), training batches also carry the
+    clips' `attribute_labels`: a class index or the number, per head."""
 
-    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int):
+    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int, attribute_heads: dict | None = None):
         self.processor = processor
         self.crops = crops
         self.max_tokens = max_tokens
+        self.attribute_heads = attribute_heads or {}
         self.training = True
 
     def __call__(self, rows: list[dict]) -> dict:
@@ -70,7 +72,15 @@ class CaptionCollator:
             return_tensors="pt",
         )
         batch["labels"] = tokens["input_ids"].masked_fill(tokens["attention_mask"] == 0, -100)
+        if self.training and self.attribute_heads:
+            batch["attribute_labels"] = {name: self.attribute_labels(rows, name) for name in self.attribute_heads}
         return batch
+
+    def attribute_labels(self, rows: list[dict], name: str) -> torch.Tensor:
+        labels = self.attribute_heads[name].get("labels")
+        if labels is None:
+            return torch.tensor([float(r[name]) for r in rows])
+        return torch.tensor([labels.index(r[name]) if isinstance(r[name], str) else int(r[name]) for r in rows])
 
     def caption(self, row: dict) -> str:
         captions = row.get("captions")

@@ -37,6 +37,8 @@ def apply_lora(
 ) -> PeftModel:
     """Wrap `model` with LoRA adapters; the head (and T5, unless it gets adapters too) trains fully."""
     modules_to_save = [name for name in HEAD_MODULES if getattr(model, name, None) is not None]
+    # the captioner's attribute heads one by one (peft wraps modules, not a ModuleDict)
+    modules_to_save += [f"attribute_heads.{name}" for name in getattr(model, "attribute_heads", None) or {}]
     if hasattr(model, "t5") and not include_text_model:
         modules_to_save.append("t5")
     freeze_feature_encoder = encoder_family(model.config.encoder).freeze_feature_encoder

@@ -1,0 +1,103 @@
+"""The captioner's attribute heads: what `--attribute_columns` builds, what the collator feeds them, the loss they add,
+what they learn and that they are saved with the model."""
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import featurize, tone
+from test_modeling import assert_same_state, caption_model
+
+import train_caption
+from modeling_audiocap import AudioCaptionConfig, AudioCapProcessor, AudioEncoderT5ForCaptioning
+from modeling_audiocap.training.collators import CaptionCollator
+from modeling_audiocap.training.crops import EpochCrops
+from modeling_audiocap.training.lora import apply_lora
+
+HEADS = {"pitch": {"labels": ["high", "low"]}, "hz": {"mean": 330.0, "std": 110.0}}
+
+
+def test_attribute_columns_become_heads_from_the_training_clips():
+    train = datasets.Dataset.from_dict({
+        "mode": ["minor", "major", "minor"], "tempo_bpm": [90.0, 120.0, 150.0], "drums": [2, 0, 1], "caption": ["a"] * 3,
+    }).cast_column("drums", datasets.ClassLabel(names=["none", "backbeat", "swing"]))
+    heads = train_caption.attribute_heads(train, "mode, tempo_bpm,drums", "my-set")
+    assert heads["mode"] == {"labels": ["major", "minor"]}
+    assert heads["tempo_bpm"] == {"mean": 120.0, "std": pytest.approx(np.std([90, 120, 150]))}
+    assert heads["drums"] == {"labels": ["none", "backbeat", "swing"]}
+    assert train_caption.attribute_heads(train, None, "my-set") is None
+    with pytest.raises(ValueError, match=r"my-set has no attribute column 'key' \(columns: mode, tempo_bpm, drums, caption\)"):
+        train_caption.attribute_heads(train, "key", "my-set")
+    with pytest.raises(ValueError, match="'caption' needs either two or more 'labels'"):
+        train_caption.attribute_heads(train.select([0]), "caption", "my-set")
+
+
+@pytest.mark.parametrize("spec", [{"labels": ["one"]}, {"mean": 1.0, "std": 0.0}, {"labels": ["a", "b"], "mean": 0, "std": 1}])
+def test_a_head_that_cannot_learn_is_refused(spec):
+    with pytest.raises(ValueError, match="needs either"):
+        AudioCaptionConfig(attribute_heads={"x": spec})
+    with pytest.raises(ValueError, match="without '.'"):
+        AudioCaptionConfig(attribute_heads={"a.b": {"labels": ["x", "y"]}})
+
+
+def test_the_collator_feeds_the_heads_while_training_only():
+    processor = AudioCapProcessor(
+        feature_extractor=caption_model("wav2vec2")[1].feature_extractor,
+        tokenizer=train_caption.train_caption_tokenizer(["a high tone", "a low tone"], 64), window_seconds=0.5,
+    )
+    collator = CaptionCollator(processor, EpochCrops(processor.window_samples, 0), 16, HEADS)
+    rows = [{"waveform": tone(0.5, 16000, f), "clip_index": i, "caption": "a tone", "pitch": p, "hz": f}
+            for i, (f, p) in enumerate([(440.0, "high"), (220.0, "low")])]
+    batch = collator(rows)
+    torch.testing.assert_close(batch["attribute_labels"]["pitch"], torch.tensor([0, 1]))
+    torch.testing.assert_close(batch["attribute_labels"]["hz"], torch.tensor([440.0, 220.0]))
+    collator.training = False
+    assert "attribute_labels" not in collator(rows)
+
+
+def test_heads_add_their_weighted_loss_learn_and_are_saved_with_the_model(tmp_path):
+    torch.manual_seed(0)
+    model, resolved = caption_model("wav2vec2", attribute_heads=HEADS, attribute_loss_weight=2.0)
+    freqs = [220.0, 440.0, 260.0, 400.0]
+    batch = featurize(resolved.feature_extractor, [tone(0.5, resolved.sampling_rate, f, seed=i) for i, f in enumerate(freqs)])
+    labels = torch.tensor([[5, 6, 1]] * len(freqs))
+    attributes = {"pitch": torch.tensor([1, 0, 1, 0]), "hz": torch.tensor(freqs)}
+    captions_only = model(**batch, labels=labels).loss  # in eval mode: no dropout between the calls
+    with_heads = model(**batch, labels=labels, attribute_labels=attributes)
+    states = model.encode_audio(batch["input_values"], batch.get("attention_mask"))
+    outputs = model.attribute_outputs(states[0].last_hidden_state, states[1])
+    expected = 2.0 * (torch.nn.functional.cross_entropy(outputs["pitch"], attributes["pitch"])
+                      + torch.nn.functional.mse_loss(outputs["hz"], (attributes["hz"] - 330.0) / 110.0))
+    torch.testing.assert_close(with_heads.loss, captions_only + expected)
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        optimizer.zero_grad()
+        model(**batch, labels=labels, attribute_labels=attributes).loss.backward()
+        optimizer.step()
+    model.eval()
+    predicted = model.predict_attributes(**batch)
+    assert predicted["pitch"] == ["low", "high", "low", "high"]
+    assert np.abs(np.array(predicted["hz"]) - freqs).max() < 40.0
+
+    model.save_pretrained(tmp_path)
+    loaded = AudioEncoderT5ForCaptioning.from_pretrained(tmp_path).eval()
+    assert_same_state(model, loaded)
+    assert loaded.config.attribute_heads == HEADS and loaded.predict_attributes(**batch) == predicted
+
+
+def test_a_captioner_without_heads_refuses_attribute_labels():
+    model, resolved = caption_model("wav2vec2")
+    assert model.attribute_heads is None
+    batch = featurize(resolved.feature_extractor, [tone(0.5, resolved.sampling_rate)])
+    with pytest.raises(ValueError, match="no attribute heads"):
+        model(**batch, labels=torch.tensor([[5, 1]]), attribute_labels={"pitch": torch.tensor([0])})
+
+
+def test_lora_trains_the_heads_fully():
+    model, _ = caption_model("wav2vec2", attribute_heads=HEADS)
+    wrapped = apply_lora(model, 4, 8, 0.0, False)
+    trainable = {name for name, p in wrapped.named_parameters() if p.requires_grad and "attribute_heads" in name}
+    assert {n.split("attribute_heads.")[-1] for n in trainable} == {
+        f"{head}.modules_to_save.default.{p}" for head in HEADS for p in ("weight", "bias")}
