@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
@@ -109,20 +109,28 @@ class CaptionArguments:
 
 def attribute_heads(train: Dataset, columns: str | None, source: str) -> dict | None:
     """`--attribute_columns` as `AudioCaptionConfig.attribute_heads`, from the training clips: the classes of a text
-    (or class-label) column, the mean and spread of a numeric one."""
+    (or class-label) column, the mean and spread of a numeric one (or of a text one that holds only numbers, as a
+    `metadata.csv` column may)."""
     heads = {}
     for name in [c.strip() for c in (columns or "").split(",") if c.strip()]:
         take_column(DatasetDict(train=train), name, name, "attribute", source, "--attribute_columns")
-        feature = train.features[name]
+        feature, values = train.features[name], train[name]
         if isinstance(feature, ClassLabel):
             heads[name] = {"labels": list(feature.names)}
-        elif isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
-            heads[name] = {"labels": sorted(set(train[name]))}
+        elif (numbers := as_numbers(values)) is not None:
+            heads[name] = {"mean": float(numbers.mean()), "std": float(numbers.std())}
         else:
-            values = np.asarray(train[name], dtype=np.float64)
-            heads[name] = {"mean": float(values.mean()), "std": float(values.std())}
+            heads[name] = {"labels": sorted(set(map(str, values)))}
         check_attribute_head(name, heads[name])
     return heads or None
+
+
+def as_numbers(values: list) -> np.ndarray | None:
+    """`values` as floats, or None when one of them is not a number."""
+    try:
+        return np.asarray([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions,

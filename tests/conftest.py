@@ -1,6 +1,9 @@
 """Tiny encoder configs built in code, shared test audio, and an offline Hub."""
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -110,3 +113,20 @@ except ImportError:
 else:
     raise SystemExit("modeling_audiocap should not be importable here")
 """
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name: str):
+    """A training script (`train_genre`, ...) imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(monkeypatch, name: str, *args: str) -> None:
+    """`python <name>.py <args>` in this process: the imports are paid once per test session."""
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
+    script(name).main()

@@ -20,13 +20,15 @@ HEADS = {"pitch": {"labels": ["high", "low"]}, "hz": {"mean": 330.0, "std": 110.
 def test_attribute_columns_become_heads_from_the_training_clips():
     train = datasets.Dataset.from_dict({
         "mode": ["minor", "major", "minor"], "tempo_bpm": [90.0, 120.0, 150.0], "drums": [2, 0, 1], "caption": ["a"] * 3,
+        "bpm_text": ["90", "120.0", "150"],  # a metadata.csv column read as text
     }).cast_column("drums", datasets.ClassLabel(names=["none", "backbeat", "swing"]))
-    heads = train_caption.attribute_heads(train, "mode, tempo_bpm,drums", "my-set")
+    heads = train_caption.attribute_heads(train, "mode, tempo_bpm,drums,bpm_text", "my-set")
+    assert heads["bpm_text"] == heads["tempo_bpm"]
     assert heads["mode"] == {"labels": ["major", "minor"]}
     assert heads["tempo_bpm"] == {"mean": 120.0, "std": pytest.approx(np.std([90, 120, 150]))}
     assert heads["drums"] == {"labels": ["none", "backbeat", "swing"]}
     assert train_caption.attribute_heads(train, None, "my-set") is None
-    with pytest.raises(ValueError, match=r"my-set has no attribute column 'key' \(columns: mode, tempo_bpm, drums, caption\)"):
+    with pytest.raises(ValueError, match=r"my-set has no attribute column 'key' \(columns: mode, tempo_bpm, drums, caption, bpm_text\)"):
         train_caption.attribute_heads(train, "key", "my-set")
     with pytest.raises(ValueError, match="'caption' needs either two or more 'labels'"):
         train_caption.attribute_heads(train.select([0]), "caption", "my-set")

@@ -1,21 +1,14 @@
 """Every shipped run config parses into the training scripts' arguments."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import script
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("path", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))

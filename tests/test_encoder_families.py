@@ -5,16 +5,14 @@ checkpoints, train a genre model (frozen and LoRA) and a captioner (frozen), and
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import tiny_encoder_config
+from conftest import run_script, tiny_encoder_config
 
 from modeling_audiocap import resolve_encoder
 
-pytestmark = pytest.mark.slow  # whole training runs in subprocesses
+pytestmark = pytest.mark.slow  # whole training runs
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMON = [
     "--dataset_name", "builtin", "--builtin_clips_per_genre", "4", "--builtin_seconds", "1.5",
     "--max_length_seconds", "1.0", "--num_train_epochs", "1", "--per_device_train_batch_size", "8",
@@ -22,29 +20,24 @@ COMMON = [
 ]
 
 
-def run(cwd: Path, script: str, *args: str) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / script), *COMMON, *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-
-
 @pytest.mark.parametrize("family", ["mert", "clap", "whisper", "ast"])
-def test_family_trains_genre_and_caption_models_that_serve(tmp_path, family):
+def test_family_trains_genre_and_caption_models_that_serve(tmp_path, tmp_path_factory, monkeypatch, family):
     encoder = tmp_path / "encoder"
     resolved = resolve_encoder(tiny_encoder_config(family))
     resolved.model.save_pretrained(encoder)
     resolved.feature_extractor.save_pretrained(encoder)
-    data = ["--builtin_dir", str(tmp_path / "set")]
+    data = [*COMMON, "--builtin_dir", str(tmp_path_factory.getbasetemp() / "families-set")]  # one set for all
+    monkeypatch.chdir(tmp_path)
     for mode in ("frozen", "lora"):
-        run(tmp_path, "train_genre.py", "--encoder_name_or_path", str(encoder), "--encoder_mode", mode, *data,
-            "--embedding_cache_dir", str(tmp_path / "cache"), "--head_hidden_size", "16",
-            "--output_dir", str(tmp_path / f"genre-{mode}"))
-    run(tmp_path, "train_caption.py", "--encoder_name_or_path", str(encoder), "--encoder_mode", "frozen", *data,
-        "--text_model_name_or_path", "scratch", "--scratch_vocab_size", "300", "--scratch_d_model", "32",
-        "--scratch_layers", "1", "--max_new_tokens", "6", "--output_dir", str(tmp_path / "caption"))
+        run_script(monkeypatch, "train_genre", "--encoder_name_or_path", str(encoder), "--encoder_mode", mode, *data,
+                   "--embedding_cache_dir", str(tmp_path / "cache"), "--head_hidden_size", "16",
+                   "--output_dir", str(tmp_path / f"genre-{mode}"))
+    run_script(monkeypatch, "train_caption", "--encoder_name_or_path", str(encoder), "--encoder_mode", "frozen", *data,
+               "--text_model_name_or_path", "scratch", "--scratch_vocab_size", "300", "--scratch_d_model", "32",
+               "--scratch_layers", "1", "--max_new_tokens", "6", "--output_dir", str(tmp_path / "caption"))
 
     labels = json.loads((tmp_path / "genre-frozen" / "results.json").read_text())["label_names"]
-    clip = str(next((tmp_path / "set").rglob("*.wav")))
+    clip = str(next((tmp_path_factory.getbasetemp() / "families-set").rglob("*.wav")))
     script = (
         "import sys; sys.modules['modeling_audiocap'] = None\n"
         "from transformers import pipeline\n"

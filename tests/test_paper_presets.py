@@ -2,13 +2,13 @@
 numbers beside it, each holds the reference protocol, and each trains end to end on tiny data (a tiny encoder, the
 built-in set, a scratch T5 and the offline sentence model standing in for the Hub models the presets name)."""
 
-import importlib.util
 import json
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import script
 from datasets import Dataset, DatasetDict
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
@@ -20,13 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 GENRE_PRESETS = sorted(p.name for p in (ROOT / "configs").glob("paper-gtzan-*.yaml"))
 CAPTION_PRESETS = sorted(p.name for p in (ROOT / "configs").glob("paper-musiccaps-*.yaml"))
 REPRODUCES = re.compile(r"^# reproduces: (Table \d), (.+?): (.+)$", re.MULTILINE)
-
-
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse(preset: str):

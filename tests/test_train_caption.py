@@ -3,22 +3,20 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_script
 
-pytestmark = pytest.mark.slow  # whole training runs in subprocesses
-
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # whole training runs
 
 
 @pytest.mark.parametrize("mode,connector,attributes", [("unfrozen", "t5_encoder", None), ("lora", "cross_attention", "tempo_bpm,mode")])
-def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mode, connector, attributes):
+def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, monkeypatch, mode, connector, attributes):
     out = tmp_path / "run"
-    args = [
-        sys.executable, str(ROOT / "train_caption.py"),
-        "--encoder_name_or_path", str(encoder_dir), "--encoder_mode", mode, "--connector", connector,
+    monkeypatch.chdir(tmp_path)
+    run_script(
+        monkeypatch, "train_caption", "--encoder_name_or_path", str(encoder_dir), "--encoder_mode", mode, "--connector", connector,
         "--text_model_name_or_path", "scratch", "--scratch_vocab_size", "300", "--scratch_d_model", "32",
         "--scratch_layers", "1", "--dataset_name", "builtin", "--builtin_dir", str(tmp_path / "set"),
         "--builtin_clips_per_genre", "4", "--builtin_seconds", "1.0", "--max_length_seconds", "1.0",
@@ -27,9 +25,7 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mod
         "--eval_strategy", "epoch", "--save_strategy", "epoch", "--report_to", "none", "--seed", "0",
         "--num_sample_captions", "3", "--max_train_eval_samples", "4",
         *(["--attribute_columns", attributes] if attributes else []),
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    )
     results = json.loads((out / "results.json").read_text())
     for key in ("bert_similarity", "bleu_4", "rouge_l", "cider_d", "distinct_captions", "genre_accuracy"):
         assert key in results["test"], key

@@ -80,7 +80,7 @@ class CaptionCollator:
         labels = self.attribute_heads[name].get("labels")
         if labels is None:
             return torch.tensor([float(r[name]) for r in rows])
-        return torch.tensor([labels.index(r[name]) if isinstance(r[name], str) else int(r[name]) for r in rows])
+        return torch.tensor([int(r[name]) if isinstance(r[name], int) else labels.index(str(r[name])) for r in rows])
 
     def caption(self, row: dict) -> str:
         captions = row.get("captions")
