@@ -115,6 +115,7 @@ def attribute_heads(train: Dataset, columns: str | None, source: str) -> dict | 
     for name in [c.strip() for c in (columns or "").split(",") if c.strip()]:
         take_column(DatasetDict(train=train), name, name, "attribute", source, "--attribute_columns")
         feature, values = train.features[name], train[name]
+        refuse_missing_values(name, values, source)
         if isinstance(feature, ClassLabel):
             heads[name] = {"labels": list(feature.names)}
         elif (numbers := as_numbers(values)) is not None:
@@ -123,6 +124,17 @@ def attribute_heads(train: Dataset, columns: str | None, source: str) -> dict | 
             heads[name] = {"labels": sorted(set(map(str, values)))}
         check_attribute_head(name, heads[name])
     return heads or None
+
+
+def refuse_missing_values(name: str, values: list, source: str) -> None:
+    """An attribute head learns from every training clip: a clip without a value (None, NaN or empty text) is
+    refused, naming the column, the count and the first such row."""
+    missing = [i for i, v in enumerate(values) if v is None or v != v or (isinstance(v, str) and not v.strip())]
+    if missing:
+        raise ValueError(
+            f"--attribute_columns: column {name!r} of {source}'s training clips has no value in {len(missing)} of "
+            f"{len(values)} clips (the first is row {missing[0]}); fill them in or filter those clips out first"
+        )
 
 
 def as_numbers(values: list) -> np.ndarray | None:

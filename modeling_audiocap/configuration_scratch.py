@@ -82,13 +82,21 @@ class ScratchLogMelConfig(ScratchEncoderConfig):
     Fields of the encoders that compute a log-mel spectrogram from the waveform inside the model
     (`torchaudio.transforms.MelSpectrogram`, power 2, then `AmplitudeToDB`, per element, no `top_db` clipping).
 
+    With `frequency_scale="log"` the bands are triangles whose centres are equally spaced in log frequency (a
+    constant-Q filterbank over the STFT): the band edges and centres are `n_mels + 2` points from `f_min` to `f_max`,
+    `(n_mels + 1) / log2(f_max / f_min)` bands per octave, so that a musical interval is the same shift of bands at
+    every pitch, which is what lets a 2-D convolution tell a minor chord from a major one. Bands narrower than an FFT bin (`sampling_rate / n_fft`) are widened to one bin on each side of their centre,
+    so every band reads the spectrum; for distinct semitones the bins must be finer than a semitone at `f_min`
+    (about `0.06 * f_min` Hz), e.g. `n_fft=2048` at 16 kHz from `f_min=130`.
+
     Args:
         n_fft (`int`): FFT size.
         win_length (`int`): window length in samples (Hann window).
         hop_length (`int`): hop in samples; the spectrogram has `samples // hop_length + 1` frames (centred).
-        n_mels (`int`): mel bands.
+        n_mels (`int`): frequency bands (mel bands, or log-frequency bands with `frequency_scale="log"`).
         f_min (`float`), f_max (`float`, optional): band edges in Hz (`None`: half the sampling rate).
-        input_batch_norm (`bool`): normalise each mel band with a BatchNorm before the network.
+        frequency_scale (`str`, defaults to `"mel"`): `"mel"` (HTK mel scale) or `"log"` (needs `f_min > 0`).
+        input_batch_norm (`bool`): normalise each band with a BatchNorm before the network.
     """
 
     n_fft: int = 512
@@ -97,6 +105,7 @@ class ScratchLogMelConfig(ScratchEncoderConfig):
     n_mels: int = 64
     f_min: float | int = 0.0
     f_max: float | int | None = None
+    frequency_scale: str = "mel"
     input_batch_norm: bool = True
 
     def validate_log_mel(self):
@@ -109,6 +118,10 @@ class ScratchLogMelConfig(ScratchEncoderConfig):
             raise ValueError(
                 f"need 0 <= f_min < f_max <= sampling_rate / 2, got f_min={self.f_min}, f_max={self.f_max}"
             )
+        if self.frequency_scale not in ("mel", "log"):
+            raise ValueError(f"frequency_scale must be 'mel' or 'log', got {self.frequency_scale!r}")
+        if self.frequency_scale == "log" and self.f_min <= 0:
+            raise ValueError("frequency_scale='log' needs f_min > 0 (log-spaced bands start above 0 Hz), e.g. 55.0")
 
 
 @strict

@@ -52,9 +52,42 @@ from .configuration_scratch import (
 )
 
 
+def log_frequency_fbanks(n_freqs: int, f_min: float, f_max: float, n_bands: int, sample_rate: int) -> torch.Tensor:
+    """Triangular filters `(n_freqs, n_bands)` (`torchaudio.functional.melscale_fbanks`' layout, peak 1) whose
+    centres are equally spaced in log frequency: `n_bands + 2` points from `f_min` to `f_max`, band k rising from
+    point k to its centre k + 1 and falling to point k + 2. A band narrower than an FFT bin reaches at least one bin
+    to each side of its centre, so it is never empty."""
+    freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)[:, None]
+    points = f_min * (f_max / f_min) ** torch.linspace(0, 1, n_bands + 2, dtype=torch.float64)
+    bin_width = sample_rate / (2 * (n_freqs - 1))
+    centres = points[1:-1]
+    lower = torch.minimum(points[:-2], centres - bin_width)
+    upper = torch.maximum(points[2:], centres + bin_width)
+    rising = (freqs - lower) / (centres - lower)
+    falling = (upper - freqs) / (upper - centres)
+    return torch.minimum(rising, falling).clamp(min=0).float()
+
+
+class LogFrequencyScale(nn.Module):
+    """STFT power `(..., n_freqs, T)` -> log-frequency bands `(..., n_bands, T)`: `torchaudio.transforms.MelScale`
+    with `log_frequency_fbanks` in place of the mel filterbank (the same buffer name, `fb`)."""
+
+    def __init__(self, n_bands: int, sample_rate: int, f_min: float, f_max: float, n_stft: int):
+        super().__init__()
+        self.n_bands, self.sample_rate, self.f_min, self.f_max = n_bands, sample_rate, f_min, f_max
+        self.register_buffer("fb", self.filterbank(n_stft))
+
+    def filterbank(self, n_stft: int) -> torch.Tensor:
+        return log_frequency_fbanks(n_stft, self.f_min, self.f_max, self.n_bands, self.sample_rate)
+
+    def forward(self, specgram: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(specgram.transpose(-1, -2), self.fb).transpose(-1, -2)
+
+
 class LogMelFrontEnd(nn.Module):
-    """Waveform `(B, N)` -> log-mel in dB `(B, n_mels, N // hop_length + 1)`, optionally BatchNorm'd per mel band
-    (`learnable_norm=False`: standardised only, with no learned scale and shift).
+    """Waveform `(B, N)` -> log-mel (or log-frequency, `config.frequency_scale`) in dB `(B, n_mels, N // hop_length
+    + 1)`, optionally BatchNorm'd per band (`learnable_norm=False`: standardised only, with no learned scale and
+    shift).
 
     The mel spectrogram is always computed in float32 (its window and filterbank are the module's buffers); clips
     shorter than `n_fft // 2 + 1` samples are right-padded with zeros to that length.
@@ -78,6 +111,11 @@ class LogMelFrontEnd(nn.Module):
                 center=True,
                 pad_mode="reflect",
             )
+            if config.frequency_scale == "log":
+                f_max = config.sampling_rate / 2 if config.f_max is None else config.f_max
+                self.mel_spectrogram.mel_scale = LogFrequencyScale(
+                    config.n_mels, config.sampling_rate, float(config.f_min), float(f_max), config.n_fft // 2 + 1
+                )
         # Per element (top_db=None): a clip's features never depend on the other clips of its batch.
         self.amplitude_to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
         self.norm = nn.BatchNorm1d(config.n_mels, affine=learnable_norm) if config.input_batch_norm else nn.Identity()
@@ -236,6 +274,8 @@ class ScratchEncoderPreTrainedModel(PreTrainedModel):
                     module.mel_scale,
                 )
             init.copy_(module.fb, filterbank)
+        elif isinstance(module, LogFrequencyScale):
+            init.copy_(module.fb, module.filterbank(module.fb.shape[0]))
         else:
             super()._init_weights(module)
 

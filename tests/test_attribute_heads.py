@@ -32,6 +32,13 @@ def test_attribute_columns_become_heads_from_the_training_clips():
         train_caption.attribute_heads(train, "key", "my-set")
     with pytest.raises(ValueError, match="'caption' needs either two or more 'labels'"):
         train_caption.attribute_heads(train.select([0]), "caption", "my-set")
+    # A clip without a value is refused (not a "None" class, not a NaN mean), whatever the column's type.
+    gaps = datasets.Dataset.from_dict({"bpm": [90.0, None, float("nan")], "mode": ["major", "", "minor"],
+                                       "key": ["C", None, "D"]})
+    for column, count, row in (("bpm", 2, 1), ("mode", 1, 1), ("key", 1, 1)):
+        with pytest.raises(ValueError, match=rf"column '{column}' of my-set's training clips has no value in {count} "
+                                             rf"of 3 clips \(the first is row {row}\)"):
+            train_caption.attribute_heads(gaps, column, "my-set")
 
 
 @pytest.mark.parametrize("spec", [{"labels": ["one"]}, {"mean": 1.0, "std": 0.0}, {"labels": ["a", "b"], "mean": 0, "std": 1}])

@@ -132,6 +132,37 @@ def test_configs_reject_inconsistent_settings_and_take_overrides():
     assert lstm.num_layers == len(lstm.config.conv_dim) + 1
 
 
+def test_log_frequency_front_end_shifts_every_interval_by_the_same_bands(tmp_path):
+    """`frequency_scale="log"`: 12 bands per octave from 55 Hz (83 bands, 85 points over 7 octaves), so a note k semitones above 55 Hz peaks in band
+    k - 1 at every pitch (a major third is 4 bands up, a minor third 3), no band is empty even where the bands are
+    narrower than the FFT's bins, and the filterbank is saved and reloaded with the model."""
+    overrides = {"frequency_scale": "log", "f_min": 55.0, "f_max": 7040.0, "n_mels": 83, "n_fft": 2048,
+                 "win_length": 2048}
+    model = resolve_encoder("audiocap/melcnn", config_overrides=overrides).model.eval()
+    spectrogram = model.front_end.mel_spectrogram
+    assert spectrogram.mel_scale.fb.shape == (1025, 83) and (spectrogram.mel_scale.fb.sum(0) > 0).all()
+
+    def peak_band(semitones_above_55: int) -> int:
+        wave = torch.from_numpy(tone(1.0, 16000, 55.0 * 2 ** (semitones_above_55 / 12)))
+        return int(spectrogram(wave[None])[0].mean(-1).argmax())
+
+    assert [peak_band(k) for k in (12, 24, 36, 48, 60)] == [11, 23, 35, 47, 59]
+    c4 = peak_band(15)
+    assert (peak_band(18) - c4, peak_band(19) - c4) == (3, 4)
+
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.frequency_scale == "log"
+    assert_same_state(model, reloaded)
+    batch = {"input_values": torch.from_numpy(np.stack([tone(1.0, 16000, 220.0), tone(1.0, 16000, 330.0)]))}
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).last_hidden_state, model(**batch).last_hidden_state)
+    with pytest.raises(Exception, match="needs f_min > 0"):
+        MelCNNConfig(frequency_scale="log")
+    with pytest.raises(Exception, match="frequency_scale must be 'mel' or 'log'"):
+        MelCNNConfig(frequency_scale="bark", f_min=55.0)
+
+
 def test_attention_mask_maps_proportionally_onto_frames():
     model = resolve_encoder("audiocap/speclstm").model
     sample_mask = torch.zeros(5, 100, dtype=torch.long)
