@@ -185,19 +185,23 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
 
 
 class CaptionTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer whose collator crops randomly only while training, and that keeps the generation settings."""
+    """Seq2SeqTrainer whose evaluation and test loaders batch with its collator's evaluation form (first window and
+    caption, no attribute labels) while the training loader, built once, keeps random crops, drawn captions and
+    attribute labels through every evaluation; it also keeps the generation settings."""
 
-    def get_train_dataloader(self):
-        self.data_collator.training = True
-        return super().get_train_dataloader()
+    def _evaluation_loader(self, make_loader, dataset):
+        training_collator = self.data_collator
+        self.data_collator = training_collator.for_evaluation()
+        try:
+            return make_loader(dataset)
+        finally:
+            self.data_collator = training_collator
 
     def get_eval_dataloader(self, eval_dataset=None):
-        self.data_collator.training = False
-        return super().get_eval_dataloader(eval_dataset)
+        return self._evaluation_loader(super().get_eval_dataloader, eval_dataset)
 
     def get_test_dataloader(self, test_dataset):
-        self.data_collator.training = False
-        return super().get_test_dataloader(test_dataset)
+        return self._evaluation_loader(super().get_test_dataloader, test_dataset)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         """As Seq2SeqTrainer's, but the model's generation settings are left as configured: after generating, the

@@ -60,8 +60,33 @@ def test_the_collator_feeds_the_heads_while_training_only():
     batch = collator(rows)
     torch.testing.assert_close(batch["attribute_labels"]["pitch"], torch.tensor([0, 1]))
     torch.testing.assert_close(batch["attribute_labels"]["hz"], torch.tensor([440.0, 220.0]))
-    collator.training = False
-    assert "attribute_labels" not in collator(rows)
+    assert "attribute_labels" not in collator.for_evaluation()(rows)
+    assert "attribute_labels" in collator(rows)
+
+
+def test_training_batches_stay_training_batches_through_evaluations(tmp_path):
+    """The trainer builds its training loader once: building evaluation and test loaders (every evaluation) must
+    leave it with random crops and attribute labels. (It once switched the shared collator for good, so from the first
+    evaluation on training saw only first windows and first captions, and the heads no labels.)"""
+    from transformers import Seq2SeqTrainingArguments
+
+    model, resolved = caption_model("wav2vec2", attribute_heads=HEADS)
+    processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=0.5,
+                                  tokenizer=train_caption.train_caption_tokenizer(["a high tone", "a low tone"], 64))
+    clips = datasets.Dataset.from_list([
+        {"waveform": tone(1.0, 16000, f), "clip_index": i, "caption": "a tone", "pitch": p, "hz": f}
+        for i, (f, p) in enumerate([(440.0, "high"), (220.0, "low"), (460.0, "high"), (200.0, "low")])
+    ])
+    crops = EpochCrops(processor.window_samples, 0)
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, report_to="none",
+                                    per_device_eval_batch_size=2, remove_unused_columns=False)
+    trainer = train_caption.CaptionTrainer(model=model, args=args, train_dataset=clips, eval_dataset=clips,
+                                           data_collator=CaptionCollator(processor, crops, 16, HEADS), callbacks=[crops])
+    train_loader = trainer.get_train_dataloader()
+    assert "attribute_labels" in next(iter(train_loader))
+    assert "attribute_labels" not in next(iter(trainer.get_eval_dataloader()))
+    assert "attribute_labels" not in next(iter(trainer.get_test_dataloader(clips)))
+    assert "attribute_labels" in next(iter(train_loader)) and trainer.data_collator.training
 
 
 def test_heads_add_their_weighted_loss_learn_and_are_saved_with_the_model(tmp_path):

@@ -102,5 +102,4 @@ def test_training_draws_a_caption_per_clip_and_epoch():
     resumed = EpochCrops(processor.window_samples, seed=3)
     resumed.on_epoch_begin(None, SimpleNamespace(epoch=4.5), None)
     assert drawn(CaptionCollator(processor, resumed, max_tokens=32)) == per_epoch[4]
-    collator.training = False
-    assert drawn(collator) == [r["caption"] for r in rows]
+    assert drawn(collator.for_evaluation()) == [r["caption"] for r in rows]

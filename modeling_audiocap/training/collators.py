@@ -49,14 +49,20 @@ class CaptionCollator:
     """Audio windows (a random crop drawn by `crops` while `training`, the first window otherwise) and tokenised
     captions as labels (padding -100): while `training` one of the clip's `captions` drawn by `crops`, otherwise its
     first `caption`. With `attribute_heads` (`AudioCaptionConfig.attribute_heads`), training batches also carry the
-    clips' `attribute_labels`: a class index or the number, per head."""
+    clips' `attribute_labels`: a class index or the number, per head. A data loader keeps the collator it was built
+    with: build evaluation loaders with `for_evaluation()`'s copy, never by switching a training collator."""
 
-    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int, attribute_heads: dict | None = None):
+    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops, max_tokens: int,
+                 attribute_heads: dict | None = None, training: bool = True):
         self.processor = processor
         self.crops = crops
         self.max_tokens = max_tokens
         self.attribute_heads = attribute_heads or {}
-        self.training = True
+        self.training = training
+
+    def for_evaluation(self) -> "CaptionCollator":
+        """This collator's evaluation form: first window, first caption, no attribute labels."""
+        return CaptionCollator(self.processor, self.crops, self.max_tokens, self.attribute_heads, training=False)
 
     def __call__(self, rows: list[dict]) -> dict:
         waves = []
