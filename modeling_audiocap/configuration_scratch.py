@@ -85,9 +85,10 @@ class ScratchLogMelConfig(ScratchEncoderConfig):
     With `frequency_scale="log"` the bands are triangles whose centres are equally spaced in log frequency (a
     constant-Q filterbank over the STFT): the band edges and centres are `n_mels + 2` points from `f_min` to `f_max`,
     `(n_mels + 1) / log2(f_max / f_min)` bands per octave, so that a musical interval is the same shift of bands at
-    every pitch, which is what lets a 2-D convolution tell a minor chord from a major one. Bands narrower than an FFT bin (`sampling_rate / n_fft`) are widened to one bin on each side of their centre,
-    so every band reads the spectrum; for distinct semitones the bins must be finer than a semitone at `f_min`
-    (about `0.06 * f_min` Hz), e.g. `n_fft=2048` at 16 kHz from `f_min=130`.
+    every pitch, which is what lets a 2-D convolution tell a minor chord from a major one. Bands narrower than an FFT
+    bin (`sampling_rate / n_fft`) are widened to one bin on each side of their centre, so every band reads the
+    spectrum; for distinct semitones the bins must be finer than a semitone at `f_min` (about `0.06 * f_min` Hz),
+    e.g. `n_fft=2048` at 16 kHz from `f_min=130`.
 
     Args:
         n_fft (`int`): FFT size.
