@@ -96,9 +96,10 @@ class AudioCaptionConfig(PretrainedConfig):
         time_reduction_stride (`int`): frames are averaged in non-overlapping groups of this many.
         use_layer_weighting (`bool`), sampling_rate (`int`), window_seconds (`float`, optional),
         clap_output (`str`): as in [`AudioGenreConfig`].
-        attribute_heads (`dict`, optional): auxiliary heads on the audio the decoder attends to (its mean over
-            frames), trained beside the captions when `forward` gets `attribute_labels`, so that the audio states
-            carry what the captions must name: `{name: {"labels": [...]}}` for classes (cross-entropy) or
+        attribute_heads (`dict`, optional): auxiliary heads on the audio encoder's states (their mean over frames,
+            before the projection to T5), trained beside the captions when `forward` gets `attribute_labels`, so that
+            the encoder learns to hear what the captions must name while T5's states stay free for the captions:
+            `{name: {"labels": [...]}}` for classes (cross-entropy) or
             `{name: {"mean": m, "std": s}}` for a number (squared error of the standardised value).
             `train_caption.py --attribute_columns` builds them from the training clips.
         attribute_loss_weight (`float`): weight of the heads' summed losses beside the caption loss.

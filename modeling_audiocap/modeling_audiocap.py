@@ -359,7 +359,7 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         self.t5 = _checked_part(text_model, config.text_config)
         heads = config.attribute_heads or {}
         self.attribute_heads = nn.ModuleDict(
-            {name: nn.Linear(config.text_config.d_model, len(spec.get("labels") or [0])) for name, spec in heads.items()}
+            {name: nn.Linear(width, len(spec.get("labels") or [0])) for name, spec in heads.items()}
         ) if heads else None
         self.post_init()
 
@@ -429,11 +429,20 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
     ):
         """Audio -> `(BaseModelOutput with (B, T', d_model), mask (B, T'))` ready for T5's decoder; the output flags go
         to T5's encoder (connector `t5_encoder`)."""
+        return self._text_side(*self.audio_states(inputs, attention_mask, **extra), output_attentions, output_hidden_states)
+
+    def audio_states(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **extra):
+        """Audio -> the encoder's layer-weighted, time-reduced states `(B, T', D)` and their mask `(B, T')`: what the
+        attribute heads read and the projection hands to T5."""
         hidden, frame_mask, _ = self._encode(inputs, attention_mask, **extra)
         hidden = hidden[:, -1] if self.layer_weighting is None else self.layer_weighting(hidden)
         reduced, reduced_mask = reduce_time(hidden, frame_mask, self.config.time_reduction_stride)
-        embeds = self.audio_projection(reduced)
-        mask = reduced_mask.long()
+        return reduced, reduced_mask.long()
+
+    def _text_side(self, states: torch.Tensor, mask: torch.Tensor, output_attentions: bool = False,
+                   output_hidden_states: bool = False) -> tuple[BaseModelOutput, torch.Tensor]:
+        """Audio states -> projection -> T5's encoder (or straight to the decoder with connector `cross_attention`)."""
+        embeds = self.audio_projection(states)
         if self.config.connector == "cross_attention":
             return BaseModelOutput(last_hidden_state=embeds), mask
         encoded = self.t5.encoder(
@@ -465,7 +474,8 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         """
         flags = self._output_flags(output_attentions, output_hidden_states)
         inputs = self._encoder_inputs(input_values, input_features)
-        encoder_outputs, mask = self.encode_audio(inputs, attention_mask, **flags, **extra)
+        states, mask = self.audio_states(inputs, attention_mask, **extra)
+        encoder_outputs, mask = self._text_side(states, mask, **flags)
         outputs = self.t5(
             encoder_outputs=encoder_outputs,
             attention_mask=mask,
@@ -475,12 +485,12 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
             **flags,
         )
         if attribute_labels is not None:
-            attribute_loss = self._attribute_loss(self.attribute_outputs(encoder_outputs.last_hidden_state, mask), attribute_labels)
+            attribute_loss = self._attribute_loss(self.attribute_outputs(states, mask), attribute_labels)
             outputs["loss"] = attribute_loss if outputs.loss is None else outputs.loss + attribute_loss
         return outputs
 
     def attribute_outputs(self, audio_states: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each attribute head on the mean over valid frames of the audio the decoder attends to: class logits
+        """Each attribute head on the mean over valid frames of the audio states (`audio_states`): class logits
         `(B, C)` or a standardised number `(B,)`."""
         if self.attribute_heads is None:
             raise ValueError("this captioner has no attribute heads (config.attribute_heads)")
@@ -506,8 +516,7 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         input_features: torch.Tensor | None = None,
     ) -> dict[str, list]:
         """What the attribute heads say of each clip: a class name, or a number in the column's own units."""
-        encoder_outputs, mask = self.encode_audio(self._encoder_inputs(input_values, input_features), attention_mask)
-        outputs = self.attribute_outputs(encoder_outputs.last_hidden_state, mask)
+        outputs = self.attribute_outputs(*self.audio_states(self._encoder_inputs(input_values, input_features), attention_mask))
         predictions = {}
         for name, spec in self.config.attribute_heads.items():
             if "labels" in spec:

@@ -98,8 +98,7 @@ def test_heads_add_their_weighted_loss_learn_and_are_saved_with_the_model(tmp_pa
     attributes = {"pitch": torch.tensor([1, 0, 1, 0]), "hz": torch.tensor(freqs)}
     captions_only = model(**batch, labels=labels).loss  # in eval mode: no dropout between the calls
     with_heads = model(**batch, labels=labels, attribute_labels=attributes)
-    states = model.encode_audio(batch["input_values"], batch.get("attention_mask"))
-    outputs = model.attribute_outputs(states[0].last_hidden_state, states[1])
+    outputs = model.attribute_outputs(*model.audio_states(batch["input_values"], batch.get("attention_mask")))
     expected = 2.0 * (torch.nn.functional.cross_entropy(outputs["pitch"], attributes["pitch"])
                       + torch.nn.functional.mse_loss(outputs["hz"], (attributes["hz"] - 330.0) / 110.0))
     torch.testing.assert_close(with_heads.loss, captions_only + expected)
@@ -119,6 +118,17 @@ def test_heads_add_their_weighted_loss_learn_and_are_saved_with_the_model(tmp_pa
     loaded = AudioEncoderT5ForCaptioning.from_pretrained(tmp_path).eval()
     assert_same_state(model, loaded)
     assert loaded.config.attribute_heads == HEADS and loaded.predict_attributes(**batch) == predicted
+
+
+def test_the_heads_teach_the_audio_encoder_and_leave_t5_to_the_captions():
+    """The heads read the audio encoder's states, before the projection to T5: their loss alone moves the encoder (and
+    the layer weighting), never T5, whose states stay free for what the captions need."""
+    model, resolved = caption_model("wav2vec2", attribute_heads=HEADS)
+    batch = featurize(resolved.feature_extractor, [tone(0.5, resolved.sampling_rate, f) for f in (220.0, 440.0)])
+    outputs = model.attribute_outputs(*model.audio_states(batch["input_values"], batch.get("attention_mask")))
+    sum(out.square().sum() for out in outputs.values()).backward()
+    moved = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert moved == {"encoder", "layer_weighting", "attribute_heads"}
 
 
 def test_a_captioner_without_heads_refuses_attribute_labels():
