@@ -77,10 +77,14 @@ class CaptionArguments:
     max_caption_tokens: int = field(default=64, metadata={"help": "Captions are cut to this many tokens."})
     attribute_columns: str | None = field(
         default=None,
-        metadata={"help": "Columns the audio states also learn to predict, one small head each beside the captions "
-                          "(comma-separated; classes or numbers, e.g. tempo_bpm,mode on the built-in set)."},
+        metadata={"help": "Columns the audio encoder also learns to predict, one small head each on its states "
+                          "beside the captions (comma-separated; classes or numbers; best one per attribute the "
+                          "captions name, e.g. tempo_bpm,mode,instrument,drums on the built-in set)."},
     )
-    attribute_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the attribute heads' losses."})
+    attribute_loss_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the attribute heads' losses (they pull the shared encoder; the demo "
+                                       "uses 0.1)."}
+    )
     connector: str = field(default="t5_encoder", metadata={"help": "t5_encoder (reference) | cross_attention"})
     time_reduction_stride: int = field(default=4, metadata={"help": "Frames averaged into one T5 input step."})
     lora_text_model: bool = field(default=False, metadata={"help": "LoRA mode: put adapters on T5 too."})
