@@ -14,6 +14,7 @@ the paper's sizes: `resolve_encoder("audiocap/music2vec-cldnn")` (see `encoder_f
 import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from huggingface_hub import hf_hub_download
 from transformers import PretrainedConfig, PreTrainedModel
@@ -21,6 +22,9 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from .encoder_families import encoder_family, short_names
 from .modeling_encoders import build_encoder, keep_every_layer
+
+if TYPE_CHECKING:
+    from .processing_audiocap import AudioCapProcessor
 
 
 @dataclass
@@ -50,21 +54,24 @@ def read_config_dict(name_or_path: str, **hub_kwargs) -> dict:
 AUDIOCAP_MODEL_TYPES = ("audiocap_genre", "audiocap_caption")
 
 
-def _load_audiocap_encoder(name_or_path: str, model_type: str, **hub_kwargs):
-    """The encoder of a saved audiocap model (a genre model fine-tuned on a user's data, say) with the feature
-    extractor of its processor: the encoder keeps what that model learned."""
+def load_audiocap_model(
+    name_or_path: str, model_type: str, **hub_kwargs
+) -> tuple[PreTrainedModel, "AudioCapProcessor"]:
+    """A saved audiocap model (`model_type` from its config: a genre classifier or a captioner) with its processor,
+    from a local folder or the Hub: how the encoder resolver, the extraction engine and HEAR all read one."""
     from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
     from .processing_audiocap import AudioCapProcessor
 
     cls = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
     model = cls.from_pretrained(name_or_path, **hub_kwargs)
-    return model.encoder, AudioCapProcessor.from_pretrained(name_or_path, **hub_kwargs).feature_extractor
+    return model, AudioCapProcessor.from_pretrained(name_or_path, **hub_kwargs)
 
 
 def _load_pretrained(name_or_path: str, config_dict: dict, **hub_kwargs) -> tuple[PreTrainedModel, FeatureExtractionMixin]:
     model_type = config_dict.get("model_type")
-    if model_type in AUDIOCAP_MODEL_TYPES:
-        return _load_audiocap_encoder(name_or_path, model_type, **hub_kwargs)
+    if model_type in AUDIOCAP_MODEL_TYPES:  # its encoder keeps what that model learned (on a user's data, say)
+        model, processor = load_audiocap_model(name_or_path, model_type, **hub_kwargs)
+        return model.encoder, processor.feature_extractor
     family = encoder_family(model_type, checkpoint=True)
     model = family.load(name_or_path, **hub_kwargs)
     return model, family.load_feature_extractor(name_or_path, model.config, **hub_kwargs)

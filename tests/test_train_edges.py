@@ -115,7 +115,8 @@ def skipped_names(results: dict) -> list[tuple[str, str]]:
 
 
 def test_caption_training_on_unequal_splits_with_broken_files(tmp_path, encoder_dir):
-    """9 training clips at batch size 4, 3 validation and 7 test clips, broken files in two splits."""
+    """9 training clips at batch size 4 (a last batch of one, for the captions and the attribute head), 3 validation
+    and 7 test clips, broken files in two splits."""
     data = write_folder(tmp_path / "data", {"train": 9, "validation": 3, "test": 7}, {"validation": 1, "test": 1})
     out = tmp_path / "run"
     args = [
@@ -125,11 +126,14 @@ def test_caption_training_on_unequal_splits_with_broken_files(tmp_path, encoder_
         "--output_dir", str(out), "--num_train_epochs", "1", "--learning_rate", "1e-3",
         "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--max_new_tokens", "6",
         "--eval_strategy", "epoch", "--save_strategy", "no", "--report_to", "none", "--seed", "0",
+        "--attribute_columns", "genre",
     ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
     assert results["split_sizes"] == {"train": 9, "validation": 3, "test": 7}
+    config = json.loads((out / "config.json").read_text())
+    assert config["attribute_heads"] == {"genre": {"labels": sorted(GENRES)}}
     assert skipped_names(results) == [("test", "test-broken-0.wav"), ("validation", "validation-broken-0.wav")]
 
 

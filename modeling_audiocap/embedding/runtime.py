@@ -32,7 +32,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
-from ..encoders import ResolvedEncoder, read_config_dict, resolve_encoder
+from ..encoders import AUDIOCAP_MODEL_TYPES, ResolvedEncoder, load_audiocap_model, read_config_dict, resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import EncoderFamily, encoder_family
 from ..modeling_encoders import encode_layers
@@ -40,8 +40,6 @@ from .fftconv import FFTConv1d
 
 POOLINGS = ("mean", "mean+std", "frames")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-# model_type of saved audiocap models (configuration_audiocap).
-AUDIOCAP_MODEL_TYPES = ("audiocap_genre", "audiocap_caption")
 
 
 @dataclass
@@ -95,12 +93,7 @@ def load_encoder(encoder, **hub_kwargs) -> LoadedEncoder:
 
 
 def _load_audiocap_model(name: str, model_type: str, **hub_kwargs) -> LoadedEncoder:
-    from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
-    from ..processing_audiocap import AudioCapProcessor
-
-    model_class = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
-    model = model_class.from_pretrained(name, **hub_kwargs)
-    processor = AudioCapProcessor.from_pretrained(name, **hub_kwargs)
+    model, processor = load_audiocap_model(name, model_type, **hub_kwargs)
     config, encoder, clap_output = model.config.encoder, model.encoder, model.config.clap_output
     del model  # only the encoder is kept (the head / T5 are freed)
     return LoadedEncoder(

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..audio import window_starts
-from ..encoders import resolve_encoder
-from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning, mean_pool
+from ..encoders import AUDIOCAP_MODEL_TYPES, load_audiocap_model, resolve_encoder
+from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
 from ..modeling_encoders import encode_layers
 from ..processing_audiocap import AudioCapProcessor
@@ -94,10 +94,9 @@ def load_model(
     if os.path.isfile(config_path):
         with open(config_path, encoding="utf-8") as f:
             model_type = json.load(f).get("model_type")
-    if model_type in ("audiocap_genre", "audiocap_caption"):
-        cls = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
-        model = cls.from_pretrained(model_file_path).eval()
-        processor = AudioCapProcessor.from_pretrained(model_file_path)
+    if model_type in AUDIOCAP_MODEL_TYPES:
+        model, processor = load_audiocap_model(model_file_path, model_type)
+        model.eval()
         return HearModel(model.encoder, model.config.encoder, processor, model.layer_weighting,
                          model.config.clap_output, model.config.window_seconds or window_seconds,
                          timestamp_window_seconds)
