@@ -429,7 +429,8 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
     ):
         """Audio -> `(BaseModelOutput with (B, T', d_model), mask (B, T'))` ready for T5's decoder; the output flags go
         to T5's encoder (connector `t5_encoder`)."""
-        return self._text_side(*self.audio_states(inputs, attention_mask, **extra), output_attentions, output_hidden_states)
+        states, mask = self.audio_states(inputs, attention_mask, **extra)
+        return self._text_side(states, mask, output_attentions, output_hidden_states)
 
     def audio_states(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **extra):
         """Audio -> the encoder's layer-weighted, time-reduced states `(B, T', D)` and their mask `(B, T')`: what the
@@ -516,7 +517,8 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         input_features: torch.Tensor | None = None,
     ) -> dict[str, list]:
         """What the attribute heads say of each clip: a class name, or a number in the column's own units."""
-        outputs = self.attribute_outputs(*self.audio_states(self._encoder_inputs(input_values, input_features), attention_mask))
+        states, mask = self.audio_states(self._encoder_inputs(input_values, input_features), attention_mask)
+        outputs = self.attribute_outputs(states, mask)
         predictions = {}
         for name, spec in self.config.attribute_heads.items():
             if "labels" in spec:

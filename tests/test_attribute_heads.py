@@ -127,7 +127,8 @@ def test_the_heads_teach_the_audio_encoder_and_leave_t5_to_the_captions():
     batch = featurize(resolved.feature_extractor, [tone(0.5, resolved.sampling_rate, f) for f in (220.0, 440.0)])
     outputs = model.attribute_outputs(*model.audio_states(batch["input_values"], batch.get("attention_mask")))
     sum(out.square().sum() for out in outputs.values()).backward()
-    moved = {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    moved = {name.split(".")[0] for name, p in model.named_parameters()
+             if p.grad is not None and p.grad.abs().sum() > 0}
     assert moved == {"encoder", "layer_weighting", "attribute_heads"}
 
 
