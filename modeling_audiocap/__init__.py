@@ -48,6 +48,7 @@ from .modeling_scratch import (
 from .processing_audiocap import AudioCapProcessor, average_windows
 from .pipelines import AudioGenreClassificationPipeline, MusicCaptioningPipeline, register_music_captioning
 from .embedding import extract_embeddings
+from .saved import register_saved_encoders
 
 __version__ = "0.1.0"
 
@@ -77,6 +78,7 @@ def _register() -> None:
     AutoProcessor.register(AudioCaptionConfig, AudioCapProcessor, exist_ok=True)
     AudioCapProcessor.register_for_auto_class()
     register_music_captioning()
+    register_saved_encoders()  # resolve_encoder takes a saved audiocap model as an encoder
 
 
 _register()

@@ -9,12 +9,16 @@ Short names build one of audiocap's from-scratch encoders, randomly initialised,
 or with `config_overrides`: `resolve_encoder("audiocap/samplecnn")`, `resolve_encoder("audiocap/melcnn",
 config_overrides={"stage_channels": [64, 128, 256, 512], "hidden_size": 512})`. The music2vec models are built at
 the paper's sizes: `resolve_encoder("audiocap/music2vec-cldnn")` (see `encoder_families.SCRATCH_ENCODER_NAMES`). A directory where a trained one was saved (`model.save_pretrained(dir)`) loads like any other checkpoint.
+
+A checkpoint that holds an encoder inside a larger model is read through the loader registered for its `model_type`
+(`register_encoder_container`): with the package imported, a saved audiocap classifier or captioner gives its
+fine-tuned encoder (`modeling_audiocap.saved`). This file never imports the models: it ships with them.
 """
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from huggingface_hub import hf_hub_download
 from transformers import PretrainedConfig, PreTrainedModel
@@ -22,9 +26,6 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from .encoder_families import encoder_family, short_names
 from .modeling_encoders import build_encoder, keep_every_layer
-
-if TYPE_CHECKING:
-    from .processing_audiocap import AudioCapProcessor
 
 
 @dataclass
@@ -51,27 +52,21 @@ def read_config_dict(name_or_path: str, **hub_kwargs) -> dict:
         return json.load(f)
 
 
-AUDIOCAP_MODEL_TYPES = ("audiocap_genre", "audiocap_caption")
+# Checkpoints that hold an encoder inside a larger model, by their `model_type`: a loader `(name_or_path, **hub_kwargs)
+# -> (encoder, feature extractor)`. audiocap's toolkit registers its own classifiers and captioners here
+# (`saved.register_saved_encoders`), so this file, which ships with saved models, never imports the models.
+ENCODER_CONTAINERS: dict[str, Callable[..., tuple[PreTrainedModel, FeatureExtractionMixin]]] = {}
 
 
-def load_audiocap_model(
-    name_or_path: str, model_type: str, **hub_kwargs
-) -> tuple[PreTrainedModel, "AudioCapProcessor"]:
-    """A saved audiocap model (`model_type` from its config: a genre classifier or a captioner) with its processor,
-    from a local folder or the Hub: how the encoder resolver, the extraction engine and HEAR all read one."""
-    from .modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
-    from .processing_audiocap import AudioCapProcessor
-
-    cls = AudioEncoderForGenreClassification if model_type == "audiocap_genre" else AudioEncoderT5ForCaptioning
-    model = cls.from_pretrained(name_or_path, **hub_kwargs)
-    return model, AudioCapProcessor.from_pretrained(name_or_path, **hub_kwargs)
+def register_encoder_container(model_type: str, loader: Callable[..., tuple[PreTrainedModel, FeatureExtractionMixin]]):
+    """Let `resolve_encoder` take checkpoints of `model_type` as encoders, through `loader`."""
+    ENCODER_CONTAINERS[model_type] = loader
 
 
 def _load_pretrained(name_or_path: str, config_dict: dict, **hub_kwargs) -> tuple[PreTrainedModel, FeatureExtractionMixin]:
     model_type = config_dict.get("model_type")
-    if model_type in AUDIOCAP_MODEL_TYPES:  # its encoder keeps what that model learned (on a user's data, say)
-        model, processor = load_audiocap_model(name_or_path, model_type, **hub_kwargs)
-        return model.encoder, processor.feature_extractor
+    if model_type in ENCODER_CONTAINERS:
+        return ENCODER_CONTAINERS[model_type](name_or_path, **hub_kwargs)
     family = encoder_family(model_type, checkpoint=True)
     model = family.load(name_or_path, **hub_kwargs)
     return model, family.load_feature_extractor(name_or_path, model.config, **hub_kwargs)

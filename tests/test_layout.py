@@ -1,6 +1,7 @@
 """The package's layout: its flat modules are exactly the code a saved model carries, and the README's map of the
 tree ("### Code layout") lists exactly what `ls` shows."""
 
+import ast
 import fnmatch
 import re
 from pathlib import Path
@@ -52,3 +53,34 @@ def test_the_readme_maps_the_tree_as_ls_shows_it():
     for names, folder in ((top, ROOT), (package, PACKAGE)):
         assert set(names) == listed(folder), folder
         assert names == sorted(names, key=lambda name: name.rstrip("/")), f"{folder}: in the order of `LC_ALL=C ls`"
+
+
+def relative_imports(path: Path) -> set[str]:
+    """The package modules a file imports relatively (`from .x import` -> "x", `from ..x.y import` -> "x")."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            if node.module:
+                names.add(node.module.split(".")[0])
+            else:  # `from . import x`
+                names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_the_shipped_modules_import_one_way_and_never_the_toolkit():
+    """The model code a saved model carries imports downward only: no circle among the flat modules (the encoder
+    resolver never imports the models) and no import of a toolkit subpackage."""
+    flat = {path.stem: relative_imports(path) for path in PACKAGE.glob("*.py") if path.name != "__init__.py"}
+    for module, imports in flat.items():
+        assert imports <= set(flat), f"{module}.py imports the toolkit: {sorted(imports - set(flat))}"
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import circle: {' -> '.join(path + (module,))}"
+        if module not in done:
+            for imported in flat[module]:
+                visit(imported, path + (module,))
+            done.add(module)
+
+    for module in flat:
+        visit(module, ())

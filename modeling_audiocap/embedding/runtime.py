@@ -21,7 +21,6 @@ turn a batch of equal-length windows into pooled layer embeddings.
 import contextlib
 import copy
 import functools
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -32,10 +31,11 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
-from ..encoders import AUDIOCAP_MODEL_TYPES, ResolvedEncoder, load_audiocap_model, read_config_dict, resolve_encoder
+from ..encoders import ResolvedEncoder, resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import EncoderFamily, encoder_family
 from ..modeling_encoders import encode_layers
+from ..saved import audiocap_model_type, load_audiocap_model
 from .fftconv import FFTConv1d
 
 POOLINGS = ("mean", "mean+std", "frames")
@@ -75,25 +75,16 @@ def load_encoder(encoder, **hub_kwargs) -> LoadedEncoder:
         resolved = resolve_encoder(encoder)
         return load_encoder(resolved)
     name = os.fspath(encoder)
-    model_type = None
-    if os.path.isdir(name) and os.path.isfile(os.path.join(name, "config.json")):
-        with open(os.path.join(name, "config.json"), encoding="utf-8") as f:
-            model_type = json.load(f).get("model_type")
-    elif "/" in name and not name.startswith("audiocap/"):
-        try:
-            model_type = read_config_dict(name, **hub_kwargs).get("model_type")
-        except Exception:  # let resolve_encoder raise its own, clearer error
-            model_type = None
-    if model_type in AUDIOCAP_MODEL_TYPES:
-        return _load_audiocap_model(name, model_type, **hub_kwargs)
+    if audiocap_model_type(name, **hub_kwargs):
+        return _load_audiocap_model(name, **hub_kwargs)
     resolved = resolve_encoder(name, **hub_kwargs)
     loaded = load_encoder(resolved)
     loaded.name = os.path.abspath(name) if os.path.isdir(name) else name
     return loaded
 
 
-def _load_audiocap_model(name: str, model_type: str, **hub_kwargs) -> LoadedEncoder:
-    model, processor = load_audiocap_model(name, model_type, **hub_kwargs)
+def _load_audiocap_model(name: str, **hub_kwargs) -> LoadedEncoder:
+    model, processor = load_audiocap_model(name, **hub_kwargs)
     config, encoder, clap_output = model.config.encoder, model.encoder, model.config.clap_output
     del model  # only the encoder is kept (the head / T5 are freed)
     return LoadedEncoder(

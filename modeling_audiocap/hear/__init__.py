@@ -15,18 +15,17 @@ as in training (checked, and peak-normalised when the model was trained so): NaN
 raise `AudioDecodingError` naming the sound.
 """
 
-import json
-import os
 
 import torch
 from torch import nn
 
 from ..audio import window_starts
-from ..encoders import AUDIOCAP_MODEL_TYPES, load_audiocap_model, resolve_encoder
+from ..encoders import resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
 from ..modeling_encoders import encode_layers
 from ..processing_audiocap import AudioCapProcessor
+from ..saved import audiocap_model_type, load_audiocap_model
 
 HOP_MS = 50.0  # timestamp hop of frameless encoders
 
@@ -89,13 +88,8 @@ def load_model(
 ) -> HearModel:
     """A HEAR model from a saved audiocap model dir, or anything `resolve_encoder` takes (Hub id, dir, short name).
     `timestamp_window_seconds`: the window centred on each timestamp of a frameless encoder (AST, CLAP)."""
-    config_path = os.path.join(model_file_path, "config.json")
-    model_type = None
-    if os.path.isfile(config_path):
-        with open(config_path, encoding="utf-8") as f:
-            model_type = json.load(f).get("model_type")
-    if model_type in AUDIOCAP_MODEL_TYPES:
-        model, processor = load_audiocap_model(model_file_path, model_type)
+    if audiocap_model_type(model_file_path):
+        model, processor = load_audiocap_model(model_file_path)
         model.eval()
         return HearModel(model.encoder, model.config.encoder, processor, model.layer_weighting,
                          model.config.clap_output, model.config.window_seconds or window_seconds,
