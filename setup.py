@@ -30,7 +30,7 @@ setup(
         "accelerate>=1.0",
         "evaluate>=0.4",
         "peft>=0.17",
-        "huggingface_hub>=1.0",
+        "huggingface_hub>=1.4",  # EvalResultEntry: the Hub's .eval_results/ form
         "scikit-learn",
         "matplotlib",
         "numpy",

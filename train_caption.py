@@ -31,13 +31,14 @@ from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.metrics.music_captioning.music_captioning import DEFAULT_TEXT_MODEL
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
-from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config, public_settings
 from modeling_audiocap.training.collators import CaptionCollator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import decode_splits
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.plots import plot_training_curves
+from modeling_audiocap.training.provenance import run_sources
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,
@@ -69,6 +70,9 @@ class CaptionArguments:
 
     text_model_name_or_path: str = field(
         default="t5-small", metadata={"help": "Hub id or local dir of a T5; 'scratch' builds a small one."}
+    )
+    text_model_revision: str = field(
+        default="main", metadata={"help": "The T5's Hub revision: a branch, a tag or a commit (a commit pins it)."}
     )
     caption_column_name: str = field(
         default="caption",
@@ -153,7 +157,8 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
                 heads: dict | None = None):
     """The captioner (with the attribute `heads`, if any) and its processor (feature extractor + tokenizer)."""
     resolved = resolve_encoder(
-        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides()
+        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides(),
+        **enc_args.hub_kwargs(),
     )
     if cap_args.text_model_name_or_path == SCRATCH:
         tokenizer = train_caption_tokenizer(train_captions, cap_args.scratch_vocab_size)
@@ -161,8 +166,9 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
             small_t5_config(len(tokenizer), cap_args.scratch_d_model, cap_args.scratch_layers)
         )
     else:
-        tokenizer = AutoTokenizer.from_pretrained(cap_args.text_model_name_or_path)
-        t5 = T5ForConditionalGeneration.from_pretrained(cap_args.text_model_name_or_path)
+        hub_kwargs = enc_args.hub_kwargs(revision=cap_args.text_model_revision)
+        tokenizer = AutoTokenizer.from_pretrained(cap_args.text_model_name_or_path, **hub_kwargs)
+        t5 = T5ForConditionalGeneration.from_pretrained(cap_args.text_model_name_or_path, **hub_kwargs)
     model = AudioEncoderT5ForCaptioning.from_encoder_decoder_pretrained(
         resolved,
         t5,
@@ -309,8 +315,12 @@ def run_settings(enc_args: EncoderArguments, cap_args: CaptionArguments, data_ar
             "no_repeat_ngram_size": cap_args.no_repeat_ngram_size,
             "repetition_penalty": cap_args.repetition_penalty,
         },
-        config={"encoder": asdict(enc_args), "caption": asdict(cap_args), "data": asdict(data_args),
+        config={"encoder": public_settings(enc_args), "caption": asdict(cap_args), "data": asdict(data_args),
                 "training": training_args.to_dict()},
+        sources=run_sources(data_args, {
+            "encoder": (enc_args.encoder_name_or_path, enc_args.hub_kwargs()),
+            "text_model": (cap_args.text_model_name_or_path, enc_args.hub_kwargs(revision=cap_args.text_model_revision)),
+        }),
         versions=package_versions(),
     )
 

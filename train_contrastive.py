@@ -159,8 +159,7 @@ def probe_encoders(encoders: dict, decoded: dict, processor: AudioCapProcessor, 
     for name, encoder in encoders.items():
         encoder.to(device)
         embeddings[name] = {
-            split: clip_embeddings(encoder, ds["waveform"], processor.window_samples, processor.hop_samples,
-                                   args.probe_layers, args.probe_batch_size, device)
+            split: clip_embeddings(encoder, ds["waveform"], processor, args.probe_layers, args.probe_batch_size, device)
             for split, ds in decoded.items()
         }
     if extra:
@@ -265,7 +264,7 @@ def pretrain(run: Run, clips) -> dict:
     spec_hook = attach_spectrogram_augmentation(
         run.model.encoder, spec_chain, torch.Generator().manual_seed(process_seed + 1)
     )
-    collator = TwoViewCollator(clips, run.crop, chain, training_args.seed)
+    collator = TwoViewCollator(clips, run.crop, chain, training_args.seed, run.processor)
     trainer = ContrastiveTrainer(
         model=run.model,
         args=training_args,

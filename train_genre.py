@@ -5,7 +5,6 @@ train), `unfrozen` (everything trains, with its own encoder learning rate) and `
 `output_dir` ends as a publishable model repo with `results.json`, plots and a model card.
 """
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -19,10 +18,11 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.data.genre import load_genre_dataset
+from modeling_audiocap.embedding.output import atomic_write_json
 from modeling_audiocap.hub import package_versions, push_folder, render_genre_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
-from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config, public_settings
 from modeling_audiocap.training.collators import WaveformCollator, embedding_collator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import (
@@ -46,6 +46,7 @@ from modeling_audiocap.training.runs import (
     write_results,
 )
 from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
+from modeling_audiocap.training.provenance import run_sources
 
 logger = logging.getLogger("audiocap.train_genre")
 EMBEDDING_SPLITS = ("train", "test")  # PCA plots and mean pairwise cosine similarity, before and after training
@@ -86,7 +87,8 @@ def genre_splits(data_args: AudioDataArguments, genre_args: GenreArguments, seed
 
 def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names):
     resolved = resolve_encoder(
-        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides()
+        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides(),
+        **enc_args.hub_kwargs(),
     )
     model = AudioEncoderForGenreClassification.from_encoder_pretrained(
         resolved,
@@ -160,7 +162,7 @@ def run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_
     report = {"encoder": enc_args.encoder_name_or_path, "dataset": data_args.dataset_name,
               "split_protocol": data_args.split_protocol, "seeds": seeds, "summary": summary, "runs": sweeps,
               "versions": package_versions()}
-    (output_dir / "probe_layers.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_json(output_dir / "probe_layers.json", report, sort_keys=False)
     logger.info("Probe sweep written to %s and %s:\n%s", table, plot, table.read_text())
 
 
@@ -256,8 +258,9 @@ def run_settings(model, enc_args: EncoderArguments, genre_args: GenreArguments, 
             "optimizer": str(training_args.optim),
             "lora_r": enc_args.lora_r if enc_args.encoder_mode == "lora" else None,
         },
-        config={"encoder": asdict(enc_args), "genre": asdict(genre_args), "data": asdict(data_args),
+        config={"encoder": public_settings(enc_args), "genre": asdict(genre_args), "data": asdict(data_args),
                 "training": training_args.to_dict()},
+        sources=run_sources(data_args, {"encoder": (enc_args.encoder_name_or_path, enc_args.hub_kwargs())}),
         versions=package_versions(),
     )
 

@@ -38,6 +38,19 @@ def default_window_seconds(encoder: PretrainedConfig) -> float:
     return float(encoder_family(encoder).default_window_seconds(encoder))
 
 
+def parts_attention(config: PretrainedConfig) -> dict[str, str | None]:
+    """The attention implementation each sub-config (encoder, T5) already has: a part's loaded model resolved it."""
+    return {key: getattr(getattr(config, key, None), "_attn_implementation", None) for key in config.sub_configs}
+
+
+def restore_parts_attention(config: PretrainedConfig, kept: dict[str, str | None]) -> None:
+    """Give the parts back the implementation `PretrainedConfig.__post_init__` reset (it sets the composite's, None
+    unless `attn_implementation` is passed, on every sub-config): a loaded encoder keeps its dispatch."""
+    for key, implementation in kept.items():
+        if implementation is not None:
+            getattr(config, key)._attn_implementation = implementation
+
+
 class AudioGenreConfig(PretrainedConfig):
     r"""
     Config of [`AudioEncoderForGenreClassification`]: encoder -> layer weighting -> pooling -> MLP head.
@@ -81,7 +94,9 @@ class AudioGenreConfig(PretrainedConfig):
             self.window_seconds = default_window_seconds(self.encoder)
         if self.window_seconds <= 0:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
+        kept = {} if "attn_implementation" in kwargs else parts_attention(self)
         super().__post_init__(**kwargs)
+        restore_parts_attention(self, kept)
 
 
 class AudioCaptionConfig(PretrainedConfig):
@@ -132,7 +147,9 @@ class AudioCaptionConfig(PretrainedConfig):
             raise ValueError(f"clap_output must be one of {CLAP_OUTPUTS}, got {self.clap_output!r}")
         for name, spec in (self.attribute_heads or {}).items():
             check_attribute_head(name, spec)
+        kept = {} if "attn_implementation" in kwargs else parts_attention(self)
         super().__post_init__(**kwargs)
+        restore_parts_attention(self, kept)
 
 
 def check_attribute_head(name: str, spec: dict) -> None:

@@ -251,6 +251,15 @@ def _scratch_window_seconds(config: PretrainedConfig) -> float:
     return 10.0
 
 
+def _load_whisper_encoder(name_or_path: str, **hub_kwargs) -> PreTrainedModel:
+    """The encoder of a Whisper checkpoint: a saved encoder alone (`architectures: ["WhisperEncoder"]`, what
+    `resolve_encoder(...).model.save_pretrained` writes) loads as it is; a whole model gives its encoder."""
+    architectures = PretrainedConfig.get_config_dict(name_or_path, **hub_kwargs)[0].get("architectures") or []
+    if architectures == [WhisperEncoder.__name__]:
+        return WhisperEncoder.from_pretrained(name_or_path, **hub_kwargs)
+    return WhisperModel.from_pretrained(name_or_path, **hub_kwargs).get_encoder()
+
+
 WAV2VEC2 = register_encoder_family(EncoderFamily("wav2vec2", ("wav2vec2", "hubert", "wavlm", "data2vec-audio")))
 register_encoder_family(EncoderFamily(
     "mert", ("mert",), checkpoint_model_types=(MERT_HUB_MODEL_TYPE,), config_classes=(MERTConfig,),
@@ -270,7 +279,7 @@ register_encoder_family(EncoderFamily(
 ))
 register_encoder_family(EncoderFamily(
     "whisper", ("whisper",), build=WhisperEncoder,
-    load=lambda name_or_path, **hub_kwargs: WhisperModel.from_pretrained(name_or_path, **hub_kwargs).get_encoder(),
+    load=_load_whisper_encoder,
     feature_extractor=lambda config: WhisperFeatureExtractor(feature_size=config.num_mel_bins),
     load_feature_extractor=saved_feature_extractor(WhisperFeatureExtractor),
     feature_extractor_class=WhisperFeatureExtractor,

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
+from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
 from modeling_audiocap.training.augment import (
     AugmentationChain,
@@ -211,16 +211,42 @@ def test_saved_encoder_reloads_identically_and_goes_under_a_genre_head(tmp_path)
 
 
 def test_clip_embeddings_and_late_fusion():
-    encoder = resolve_encoder("audiocap/samplecnn", config_overrides={"hidden_size": 16, "sampling_rate": RATE}).model
+    resolved = resolve_encoder("audiocap/samplecnn", config_overrides={"hidden_size": 16, "sampling_rate": RATE})
+    encoder, extractor = resolved.model, resolved.feature_extractor
     waves = [music(batch=1, seconds=s, seed=i)[0].numpy() for i, s in enumerate((0.3, 1.0, 1.7))]
-    last = clip_embeddings(encoder, waves, window_samples=RATE // 2)
-    every = clip_embeddings(encoder, waves, window_samples=RATE // 2, hop_samples=RATE // 4, layers="all")
+    last = clip_embeddings(encoder, waves, AudioCapProcessor(extractor, window_seconds=0.5))
+    every = clip_embeddings(encoder, waves, AudioCapProcessor(extractor, window_seconds=0.5, hop_seconds=0.25), "all")
     assert last.shape == (3, 16) and every.shape == (3, 16 * (encoder.config.num_hidden_layers + 1))
     fused = fuse_embeddings([last, torch.as_tensor(every)])
     assert fused.shape == (3, 16 + every.shape[1])
     np.testing.assert_array_equal(fused[:, :16], last)
     with pytest.raises(ValueError):
         fuse_embeddings([last, every[:2]])
+
+
+def test_contrastive_views_and_probe_windows_are_featurised_as_every_other_path(tmp_path):
+    """A wav2vec2-family encoder normalises its input: pre-training views and probe windows get that normalisation
+    (the feature extractor, through the processor), and the probe's clip embeddings are the extraction engine's."""
+    import soundfile as sf
+    from conftest import tiny_encoder_config, tone
+
+    from modeling_audiocap import extract_embeddings
+    from modeling_audiocap.training.collators import TwoViewCollator
+
+    resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
+    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.3)
+    wave = 0.2 + 0.3 * tone(1.3, 16000, 330.0)  # an offset and a scale the feature extractor removes
+    views = TwoViewCollator([{"waveform": wave}], 8000, lambda crops, generator: crops, 0, processor)([0])
+    for view in views.values():
+        assert abs(float(view.mean())) < 1e-3 and abs(float(view.std()) - 1.0) < 1e-2
+    path = tmp_path / "clip.wav"
+    sf.write(path, wave, 16000, subtype="FLOAT")
+    probe = clip_embeddings(resolved.model, [wave], processor, layers="all")
+    engine = extract_embeddings([str(path)], resolved, tmp_path / "out", window_seconds=0.5, hop_seconds=0.3,
+                                batch_size=2, dtype="float32", device="cpu", progress=False).with_format("numpy")
+    windows = np.asarray(engine["embeddings"][0])  # (windows, layers, width)
+    assert windows.shape[0] == 4  # at 0, 0.3 and 0.6 s, and the last aligned to the end
+    np.testing.assert_allclose(probe[0], windows.mean(axis=0).reshape(-1), rtol=1e-4, atol=1e-5)
 
 
 def test_linear_probe_separates_separable_classes():
@@ -312,7 +338,8 @@ def test_train_contrastive_tiny_run(tmp_path):
     data = {}
     for split, ds in splits.items():
         decoded = decode_dataset(ds, RATE)[0]
-        data[split] = (clip_embeddings(loaded.model, decoded["waveform"], RATE), np.asarray(decoded["label"]))
+        processor = AudioCapProcessor(loaded.feature_extractor, window_seconds=1.0)
+        data[split] = (clip_embeddings(loaded.model, decoded["waveform"], processor), np.asarray(decoded["label"]))
     again = linear_probe(data["train"], data["validation"], data["test"])
     assert again["accuracy"] == probe["pretrained_accuracy"] and again["map"] == probe["pretrained_map"]
     assert again["validation_accuracy_by_c"] == probe["pretrained"]["validation_accuracy_by_c"]
@@ -322,11 +349,12 @@ def test_two_view_collator_draws_by_seed_epoch_and_batch():
     from modeling_audiocap.training.collators import TwoViewCollator
 
     rows = [{"waveform": music(batch=1, seconds=1.0, seed=i)[0].numpy()} for i in range(4)]
-    collator = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0)
+    processor = AudioCapProcessor(resolve_encoder("audiocap/samplecnn").feature_extractor)
+    collator = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0, processor=processor)
     first = collator([0, 2])
     assert first["view1"].shape == first["view2"].shape == (2, RATE // 4)
     assert not torch.equal(first["view1"], first["view2"])
-    again = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0)([0, 2])
+    again = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), 0, processor)([0, 2])
     assert all(torch.equal(first[k], again[k]) for k in first)  # no running state: a fresh copy draws the same
     collator.epoch = 1
     assert not torch.equal(collator([0, 2])["view1"], first["view1"])

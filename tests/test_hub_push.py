@@ -145,3 +145,20 @@ def test_training_run_writes_the_hub_token_nowhere(tmp_path, encoder_dir):
     holding = [str(path.relative_to(out)) for path in files if TOKEN.encode() in path.read_bytes()]
     assert holding == [], f"the Hub token was written to {holding}"
     assert TOKEN not in proc.stdout and TOKEN not in proc.stderr
+
+
+def test_a_hub_dataset_run_publishes_its_score_in_the_hubs_evaluation_results_form(run_dir, hub_calls):
+    import yaml
+
+    from modeling_audiocap.hub.cards import write_eval_results
+
+    results = {"dataset": "acme/gtzan", "split_protocol": "filtered", "seed": 3, "test": {"accuracy": 0.812345},
+               "sources": {"dataset": {"name": "acme/gtzan", "config": None, "commit": "a" * 40}}}
+    path = write_eval_results(run_dir, results, ("accuracy", "accuracy"))
+    (entry,) = yaml.safe_load(path.read_text())
+    assert entry["dataset"] == {"id": "acme/gtzan", "task_id": "default", "revision": "a" * 40}
+    assert entry["value"] == 0.8123 and "filtered" in entry["notes"]
+    push_folder(run_dir, "me/genre", "msg")
+    assert ".eval_results/gtzan.yaml" in hub_calls[-1][2]["uploaded"]
+    local = {**results, "dataset": "runs/data/music-set", "sources": {"dataset": {"path": "/data/music-set"}}}
+    assert write_eval_results(run_dir / "local", local, ("accuracy", "accuracy")) is None  # no benchmark on the Hub

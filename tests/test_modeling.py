@@ -1,5 +1,7 @@
 """Genre classifier and captioner on every encoder family: shapes, training steps, save/load round trips."""
 
+import logging
+
 import pytest
 import torch
 from conftest import ENCODER_FAMILIES, featurize, tiny_encoder_config, tiny_t5_config, tone
@@ -34,6 +36,30 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
     assert sa.keys() == sb.keys()
     for key in sa:
         torch.testing.assert_close(sa[key], sb[key], msg=f"{key} differs after loading")
+
+
+@pytest.mark.parametrize("family", ENCODER_FAMILIES)
+def test_a_classifier_from_an_encoder_folder_keeps_its_weights_and_attention_dispatch(family, tmp_path):
+    """Built from a plain transformers encoder folder, the classifier holds the encoder's weights as saved, and the
+    encoder keeps the attention implementation it loaded with: no forward warns that the dispatch went wrong."""
+    from transformers.utils import logging as hf_logging
+
+    resolved = resolve_encoder(tiny_encoder_config(family))
+    resolved.model.save_pretrained(tmp_path)
+    resolved.feature_extractor.save_pretrained(tmp_path)
+    warnings = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    hf_logging.warning_once.cache_clear()  # warned once per process: let this test see it
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        model = AudioEncoderForGenreClassification.from_encoder_pretrained(str(tmp_path), LABELS).eval()
+        with torch.no_grad():
+            model(**batch_for(resolved))
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert_same_state(model.encoder, resolved.model)
+    assert not [message for message in warnings if "AttentionInterface" in message]
 
 
 @pytest.mark.parametrize("family", ENCODER_FAMILIES)

@@ -7,7 +7,7 @@ import pytest
 
 import train_caption
 import train_genre
-from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments
+from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, public_settings
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +47,30 @@ def test_encoder_config_overrides_reach_the_genre_and_caption_encoders(builtin_a
             EncoderArguments(encoder_name_or_path="m-a-p/MERT-v1-95M", encoder_config_overrides="{n_mels: 48}"),
             train_genre.GenreArguments(), builtin_args, ["a", "b"],
         )
+
+
+def test_on_a_machine_without_an_accelerator_loaders_pin_no_memory(tmp_path):
+    """`make demo` on CPU: the Trainer's loaders must not ask to pin memory (torch warns at every epoch's loader)."""
+    import warnings
+
+    import torch
+    from transformers import TrainingArguments
+
+    from modeling_audiocap.training.arguments import parse_with_config
+
+    (_, training_args) = parse_with_config((EncoderArguments, TrainingArguments), ["--output_dir", str(tmp_path)])
+    assert training_args.dataloader_pin_memory == torch.accelerator.is_available()
+    loader = torch.utils.data.DataLoader(list(range(4)), batch_size=2, pin_memory=training_args.dataloader_pin_memory)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(loader)) == 2
+
+
+def test_hub_arguments_reach_from_pretrained_and_the_token_stays_out_of_results():
+    args = EncoderArguments(model_revision="v1", cache_dir="/tmp/cache", token="hf_secret")
+    assert args.hub_kwargs() == {"revision": "v1", "cache_dir": "/tmp/cache", "token": "hf_secret"}
+    assert args.hub_kwargs(revision="abc")["revision"] == "abc"
+    assert EncoderArguments().hub_kwargs() == {"revision": "main"}
+    settings = public_settings(args)
+    assert settings["token"] == "<TOKEN>" and settings["model_revision"] == "v1"
+    assert "hf_secret" not in str(settings)

@@ -1,5 +1,6 @@
 """train_genre.py end to end on a small built-in set: frozen (cached), unfrozen and LoRA; results, card, reload."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -41,8 +42,12 @@ def run_train(tmp_path, encoder_dir, data_dir, mode, *extra):
 def test_train_genre_writes_a_publishable_model_repo(tmp_path, encoder_dir, data_dir, mode):
     out, proc = run_train(tmp_path, encoder_dir, data_dir, mode)
     results = json.loads((out / "results.json").read_text())
-    assert 0.0 <= results["test_accuracy"] <= 1.0
     assert results["test"]["accuracy"] == results["test_accuracy"]
+    encoder, dataset = results["sources"]["models"]["encoder"], results["sources"]["dataset"]
+    assert encoder["path"] == str(encoder_dir.resolve()) and encoder["manifests"]["config.json"]["sha256"]
+    metadata = hashlib.sha256((data_dir / "set" / "metadata.csv").read_bytes()).hexdigest()
+    assert dataset["manifests"]["metadata.csv"]["sha256"] == metadata and dataset["files"] > 36
+    assert results["config"]["encoder"]["model_revision"] == "main" and results["versions"]["torchcodec"]
     assert set(results["test"]["per_class"]) == set(results["label_names"])
     assert sum(results["split_sizes"].values()) == 36 and results["seed"] == 1
     assert results["encoder_mode"] == mode and results["versions"]["transformers"]

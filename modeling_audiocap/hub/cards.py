@@ -1,20 +1,26 @@
 """Model cards rendered from what a run actually did: its results, metrics, data and library versions."""
 
+import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+import yaml
+from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
+from huggingface_hub.constants import EVAL_RESULTS_FOLDER
 
 # setup.py installs the repository's top-level model_cards/ inside the package (modeling_audiocap/model_cards/): an
 # installed wheel reads the templates there, a source checkout (editable install) reads the folder itself.
 _PACKAGE = Path(__file__).resolve().parents[1]
 TEMPLATES = _PACKAGE / "model_cards" if (_PACKAGE / "model_cards").is_dir() else _PACKAGE.parent / "model_cards"
-TRACKED_PACKAGES = ("audiocap", "torch", "torchaudio", "transformers", "datasets", "accelerate", "peft", "evaluate")
+TRACKED_PACKAGES = (
+    "audiocap", "torch", "torchaudio", "torchcodec", "transformers", "tokenizers", "datasets", "accelerate", "peft",
+    "evaluate", "huggingface_hub", "numpy",
+)
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the libraries a result depends on."""
-    found = {}
+    """Python's and the installed versions of the libraries a result depends on."""
+    found = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:
             found[name] = version(name)
@@ -60,16 +66,40 @@ def _render(template: str, card_data: ModelCardData, output_dir: Path, results: 
     return path
 
 
+def write_eval_results(output_dir: Path, results: dict, metric: tuple[str, str]) -> Path | None:
+    """The test score in the Hub's evaluation-results form (`.eval_results/<dataset>.yaml`, shown on the model page
+    and the benchmark's leaderboard) beside the card's model-index: one entry, the task's headline `metric`
+    `(key in results["test"], its name)`, at the dataset commit the run used. Only for a Hub dataset (a local folder
+    is no benchmark on the Hub); returns the file written, or None."""
+    source = (results.get("sources") or {}).get("dataset") or {}
+    dataset = results["dataset"]
+    if "path" in source or "/" not in dataset or Path(dataset).exists():
+        return None
+    key, name = metric
+    entry = EvalResultEntry(
+        dataset_id=dataset, task_id=source.get("config") or "default", value=round(results["test"][key], 4),
+        dataset_revision=source.get("commit"),
+        notes=f"{name} on the test split, split protocol {results['split_protocol']}, seed {results['seed']}",
+    )
+    path = Path(output_dir) / EVAL_RESULTS_FOLDER / f"{dataset.split('/')[-1]}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(eval_result_entries_to_yaml([entry]), sort_keys=False))
+    return path
+
+
 def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
-    """Write `README.md` for a genre run from its `results.json` content; Hub metadata includes a model-index."""
+    """Write `README.md` for a genre run from its `results.json` content (Hub metadata includes a model-index), and
+    its evaluation results (`write_eval_results`)."""
     metrics = (("accuracy", "Accuracy", "accuracy"), ("f1", "Macro F1", "macro_f1"))
     card_data = _card_data(results, repo_id, "audio-classification", "Genre classification", ["genre-classification"], metrics)
+    write_eval_results(output_dir, results, ("accuracy", "accuracy"))
     return _render("genre.md", card_data, output_dir, results, repo_id)
 
 
 def render_caption_card(output_dir: Path, results: dict, repo_id: str) -> Path:
-    """Write `README.md` for a captioning run from its `results.json` content."""
+    """Write `README.md` for a captioning run from its `results.json` content, and its evaluation results."""
     metrics = (("cosine_similarity", "BERT similarity", "bert_similarity"), ("bleu", "BLEU-4", "bleu_4"),
                ("rouge", "ROUGE-L", "rouge_l"))
     card_data = _card_data(results, repo_id, "audio-text-to-text", "Music captioning", ["music-captioning"], metrics)
+    write_eval_results(output_dir, results, ("bert_similarity", "BERT similarity"))
     return _render("caption.md", card_data, output_dir, results, repo_id)

@@ -1,10 +1,11 @@
 """Argument dataclasses shared by the training scripts, and parsing from a YAML file plus command-line overrides."""
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+import torch
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
 
 @dataclass
@@ -18,6 +19,17 @@ class EncoderArguments:
     encoder_config_overrides: str | None = field(
         default=None,
         metadata={"help": "Short names only: a YAML/JSON mapping of config fields, e.g. '{n_fft: 2048, n_mels: 96}'."},
+    )
+    model_revision: str = field(
+        default="main", metadata={"help": "The encoder's Hub revision: a branch, a tag or a commit (a commit pins it)."}
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where models from the Hub are cached (default: the Hub's own cache)."}
+    )
+    token: str | None = field(
+        default=None,
+        metadata={"help": "Hub token for private or gated models (default: the one `hf auth login` saved); never "
+                  "written to a run's results."},
     )
     encoder_mode: str = field(default="frozen", metadata={"help": "frozen | unfrozen | lora"})
     encoder_learning_rate: float | None = field(
@@ -38,6 +50,17 @@ class EncoderArguments:
 
     def config_overrides(self) -> dict | None:
         return parse_config_overrides(self.encoder_config_overrides)
+
+    def hub_kwargs(self, revision: str | None = None) -> dict:
+        """`from_pretrained`'s Hub arguments: the encoder's revision (or `revision`, another model's), the cache and
+        the token."""
+        kwargs = {"revision": revision or self.model_revision, "cache_dir": self.cache_dir, "token": self.token}
+        return {name: value for name, value in kwargs.items() if value is not None}
+
+
+def public_settings(args) -> dict:
+    """An argument dataclass as a run's results record it: every field, a token replaced by `<TOKEN>`."""
+    return {name: "<TOKEN>" if name.endswith("token") and value else value for name, value in asdict(args).items()}
 
 
 def parse_config_overrides(text: str | None) -> dict | None:
@@ -131,4 +154,8 @@ def parse_with_config(dataclass_types: tuple, argv: list[str] | None = None) -> 
             else:
                 config_args += [f"--{key}", str(value)]
     parser = HfArgumentParser(dataclass_types)
-    return parser.parse_args_into_dataclasses(args=config_args + argv, look_for_args_file=False)
+    parsed = parser.parse_args_into_dataclasses(args=config_args + argv, look_for_args_file=False)
+    for args in parsed:
+        if isinstance(args, TrainingArguments) and not torch.accelerator.is_available():
+            args.dataloader_pin_memory = False  # nothing to pin for: torch would warn at every epoch's loader
+    return parsed

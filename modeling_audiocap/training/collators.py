@@ -111,14 +111,16 @@ class ClipIndices(torch.utils.data.Dataset):
 class TwoViewCollator(TrainerCallback):
     """Two independently cropped and augmented views of each clip of a batch of `ClipIndices`: `{"view1", "view2"}`,
     each `(batch, crop_samples)`, from the `waveform` column of `rows` through `chain` (an augmentation chain taking
-    a `torch.Generator`).
+    a `torch.Generator`), then featurised by `processor` as every other path feeds the encoder (a wav2vec2 / MERT
+    feature extractor's normalisation, say).
 
     A batch's crops and augmentations draw from a generator seeded by `(seed, epoch, the batch's clip indices)`, never
     by a running state, so a run is reproducible with any number of DataLoader workers and a resumed run draws what an
     uninterrupted one does. A Trainer callback that follows the epoch: pass it in `callbacks`."""
 
-    def __init__(self, rows, crop_samples: int, chain, seed: int):
+    def __init__(self, rows, crop_samples: int, chain, seed: int, processor: AudioCapProcessor):
         self.rows = rows
+        self.processor = processor
         self.crop_samples = crop_samples
         self.chain = chain
         self.seed = seed
@@ -137,5 +139,6 @@ class TwoViewCollator(TrainerCallback):
             crops = torch.stack(
                 [cut_windows(w, self.crop_samples, random_crop=True, generator=generator)[0] for w in waves]
             )
-            views[name] = self.chain(crops, generator)
+            features = self.processor.featurize(list(self.chain(crops, generator)))  # equal lengths: no padding
+            views[name] = features[self.processor.model_input_names[0]]
         return views

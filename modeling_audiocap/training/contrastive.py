@@ -5,8 +5,8 @@
   on `z` (`ContrastiveTrainer`: a `transformers.Trainer` whose batches are two views of each clip), the encoder alone
   is kept (`save_encoder(dir)` writes a normal encoder directory that
   `resolve_encoder(dir)` and `train_genre.py --encoder_name_or_path dir` load).
-- `clip_embeddings` / `linear_probe`: frozen embeddings of whole clips (mean over fixed windows of the per-window
-  mean-pooled last layer, or of every layer concatenated) and a scikit-learn logistic-regression probe on
+- `clip_embeddings` / `linear_probe`: frozen embeddings of whole clips (mean over the processor's windows of the
+  per-window mean-pooled last layer, or of every layer concatenated) and a scikit-learn logistic-regression probe on
   standardised features with `C` chosen on the validation split; `fuse_embeddings` concatenates the embeddings of
   several encoders (late fusion, e.g. a raw-audio and a spectrogram encoder).
 """
@@ -25,12 +25,11 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel, Trainer
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
-from ..audio import cut_windows
 from ..metrics.ranking import ranking_metrics
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
 from ..modeling_encoders import build_encoder, encode_layers
-from ..processing_audiocap import average_windows
+from ..processing_audiocap import AudioCapProcessor, average_windows
 from .probe import class_scores
 
 logger = logging.getLogger(__name__)
@@ -171,17 +170,17 @@ def random_init_like(encoder: PreTrainedModel, seed: int = 0) -> PreTrainedModel
 def clip_embeddings(
     encoder: PreTrainedModel,
     waveforms: Sequence[np.ndarray | torch.Tensor],
-    window_samples: int,
-    hop_samples: int | None = None,
+    processor: AudioCapProcessor,
     layers: str = "last",
     batch_size: int = 32,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """One embedding per clip `(clips, D)`: each clip (mono, at the encoder's rate) is cut into windows of
-    `window_samples` every `hop_samples` (back to back when `None`; the last window aligned to the clip's end, a short
-    clip zero-padded); each window's hidden states are mean-pooled over frames; the clip's embedding is the mean over
-    its windows. `layers="last"`: the last hidden state (`D = hidden_size`); `"all"`: every layer's mean,
-    concatenated (`D = layers x hidden_size`)."""
+    """One embedding per clip `(clips, D)`: each clip (mono, at the encoder's rate) is cut into `processor`'s
+    evaluation windows and featurised by it, as training, serving and the embedding engine do; each window's hidden
+    states are mean-pooled over its valid frames; the clip's embedding is the mean over its windows.
+    `layers="last"`: the last hidden state (`D = hidden_size`); `"all"`: every layer's mean, concatenated
+    (`D = layers x hidden_size`). Windows of equal length are batched together (a clip shorter than a window is one
+    short window), so no window is padded by another's length."""
     if layers not in ("last", "all"):
         raise ValueError(f"layers must be 'last' or 'all', got {layers!r}")
     if len(waveforms) == 0:
@@ -191,22 +190,28 @@ def clip_embeddings(
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     pooled: list[torch.Tensor] = []  # one row per window, (D,)
     window_clip: list[int] = []
-    pending: list[torch.Tensor] = []  # windows are cut lazily, so long tracks never all sit in memory
+    buckets: dict[int, list[tuple[int, torch.Tensor]]] = {}  # window length -> (clip, window), cut lazily
 
-    def flush() -> None:
-        hidden, frame_mask, _ = encode_layers(encoder, encoder.config, torch.stack(pending).to(device))  # (B, L, T, D)
-        means = mean_pool(hidden, frame_mask)  # (B, L, D)
+    def flush(bucket: list[tuple[int, torch.Tensor]]) -> None:
+        features = processor.featurize([window for _, window in bucket])
+        inputs = features.pop(processor.model_input_names[0]).to(device)
+        mask = features.pop("attention_mask", None)
+        hidden, frame_mask, _ = encode_layers(encoder, encoder.config, inputs, None if mask is None else mask.to(device))
+        means = mean_pool(hidden, frame_mask)  # (B, L, T, D) -> (B, L, D)
         pooled.extend((means[:, -1] if layers == "last" else means.flatten(1)).float().cpu())
-        pending.clear()
+        window_clip.extend(clip for clip, _ in bucket)
+        bucket.clear()
 
     for clip, wave in enumerate(waveforms):
-        for window in cut_windows(torch.as_tensor(np.asarray(wave, dtype=np.float32)), window_samples, hop_samples):
-            pending.append(window)
-            window_clip.append(clip)
-            if len(pending) == batch_size:
-                flush()
-    if pending:
-        flush()
+        wave = np.asarray(wave, dtype=np.float32)
+        for _, window in processor.iter_windows(wave, processor.sampling_rate):
+            bucket = buckets.setdefault(window.shape[-1], [])
+            bucket.append((clip, window))
+            if len(bucket) == batch_size:
+                flush(bucket)
+    for bucket in buckets.values():
+        if bucket:
+            flush(bucket)
     encoder.train(was_training)
     return average_windows(torch.stack(pooled), torch.tensor(window_clip), len(waveforms)).numpy()
 

@@ -1,7 +1,6 @@
 """Steps every training script shares: logging and seeding, the built-in set, the splits (with or without
 validation), resuming, unwrapping LoRA."""
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, get_last_checkpoint
 
 from ..data.synthetic import generate_music_set
+from ..embedding.output import atomic_write_json
 from .arguments import AudioDataArguments
 
 logger = logging.getLogger(__name__)
@@ -157,10 +157,10 @@ def train_resuming(trainer: Trainer, overwrite_output_dir: bool) -> None:
 
 
 def write_results(output_dir: Path, results: dict) -> Path:
-    """`output_dir/results.json`: the run's results and set-up, indented; values JSON has no type for (paths,
-    enums) written as their strings."""
+    """`output_dir/results.json`: the run's results and set-up, indented, written atomically (a run killed mid-write
+    leaves the previous file); values JSON has no type for (paths, enums) written as their strings."""
     path = Path(output_dir) / "results.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
+    atomic_write_json(path, results, sort_keys=False)
     return path
 
 
