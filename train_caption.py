@@ -31,7 +31,12 @@ from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.metrics.music_captioning.music_captioning import DEFAULT_TEXT_MODEL
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
-from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config, public_settings
+from modeling_audiocap.training.arguments import (
+    AudioDataArguments,
+    EncoderArguments,
+    parse_with_config,
+    public_settings,
+)
 from modeling_audiocap.training.collators import CaptionCollator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import decode_splits
@@ -319,7 +324,9 @@ def run_settings(enc_args: EncoderArguments, cap_args: CaptionArguments, data_ar
                 "training": training_args.to_dict()},
         sources=run_sources(data_args, {
             "encoder": (enc_args.encoder_name_or_path, enc_args.hub_kwargs()),
-            "text_model": (cap_args.text_model_name_or_path, enc_args.hub_kwargs(revision=cap_args.text_model_revision)),
+            "text_model": (
+                cap_args.text_model_name_or_path, enc_args.hub_kwargs(revision=cap_args.text_model_revision)
+            ),
         }),
         versions=package_versions(),
     )

@@ -22,7 +22,12 @@ from modeling_audiocap.embedding.output import atomic_write_json
 from modeling_audiocap.hub import package_versions, push_folder, render_genre_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
-from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config, public_settings
+from modeling_audiocap.training.arguments import (
+    AudioDataArguments,
+    EncoderArguments,
+    parse_with_config,
+    public_settings,
+)
 from modeling_audiocap.training.collators import WaveformCollator, embedding_collator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import (

@@ -45,7 +45,9 @@ def load_audiocap_model(name_or_path: str, **hub_kwargs) -> tuple[PreTrainedMode
     """A saved audiocap model with its processor, from a local folder or the Hub."""
     model_type = audiocap_model_type(name_or_path, **hub_kwargs)
     if model_type is None:
-        raise ValueError(f"{name_or_path!r} is not a saved audiocap model (a config.json of {', '.join(MODEL_CLASSES)})")
+        raise ValueError(
+            f"{name_or_path!r} is not a saved audiocap model (a config.json of {', '.join(MODEL_CLASSES)})"
+        )
     model = MODEL_CLASSES[model_type].from_pretrained(name_or_path, **hub_kwargs)
     return model, AudioCapProcessor.from_pretrained(name_or_path, **hub_kwargs)
 

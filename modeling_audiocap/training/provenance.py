@@ -80,7 +80,9 @@ def model_source(name: str, **hub_kwargs) -> dict:
     return source
 
 
-def hub_dataset_commit(name: str, config_name: str | None = None, revision: str | None = None, **hub_kwargs) -> str | None:
+def hub_dataset_commit(
+    name: str, config_name: str | None = None, revision: str | None = None, **hub_kwargs
+) -> str | None:
     """The commit a Hub dataset's revision resolves to (read from its metadata, or the local cache offline), or None
     when it cannot be resolved here."""
     try:
