@@ -24,7 +24,7 @@ from modeling_audiocap import resolve_encoder
 from modeling_audiocap.embedding.runtime import LayerEmbedder, inference_ready, load_encoder
 from modeling_audiocap.modeling_audiocap import mean_pool
 from modeling_audiocap.encoder_families import encoder_family
-from modeling_audiocap.modeling_encoders import encode_layers
+from modeling_audiocap.encoder_families import encoder_family
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 
 from .common import PeakMemory, timed
@@ -67,7 +67,7 @@ def count_flops(loaded, features: dict) -> dict:
     # the model's own FLOPs: the positional convolution counted as the convolution it is, not as computed by FFT
     nominal = inference_ready(model, config, fft_positional_conv=False)
     with nominal, torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
-        encode_layers(model, config, main, mask, loaded.clap_output, **inputs)
+        encoder_family(config).encode_layers(model, main, mask, loaded.clap_output, **inputs)
     total = counter.get_total_flops()
     by_module = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
     top = type(model).__name__
@@ -89,7 +89,9 @@ def _naive(loaded, clip: dict, device: torch.device):
     mask = None if mask is None else mask.to(device)
     extra = {k: v.to(device) for k, v in inputs.items()}
     with torch.no_grad():
-        hidden, frame_mask, _ = encode_layers(loaded.model, loaded.config, main, mask, loaded.clap_output, **extra)
+        hidden, frame_mask, _ = encoder_family(loaded.config).encode_layers(
+            loaded.model, main, mask, loaded.clap_output, **extra
+        )
         return mean_pool(hidden, frame_mask).cpu()
 
 

@@ -29,7 +29,7 @@ import torch
 from modeling_audiocap import extract_embeddings, load_audio, resolve_encoder, window_starts
 from modeling_audiocap.embedding.runtime import load_encoder
 from modeling_audiocap.modeling_audiocap import mean_pool
-from modeling_audiocap.modeling_encoders import encode_layers
+from modeling_audiocap.encoder_families import encoder_family
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 
 from .common import PeakMemory, sync
@@ -70,7 +70,7 @@ def naive_files(files: list[Path], loaded, window_seconds: float, device: torch.
             inputs = features.pop("input_values").to(device)
             mask = features.pop("attention_mask", None)
             with torch.no_grad():
-                hidden, frame_mask, _ = encode_layers(loaded.model, loaded.config, inputs, mask)
+                hidden, frame_mask, _ = encoder_family(loaded.config).encode_layers(loaded.model, inputs, mask)
                 pooled.append(mean_pool(hidden, frame_mask).cpu())
         out.append(torch.cat(pooled).numpy())
     return out

@@ -1,5 +1,10 @@
 """One `EncoderFamily` record per family of audio encoders: everything that differs between them, in one place.
 
+A record builds its encoders (`family.build_encoder(config)`, random weights, every layer kept) and reads any of
+them as one uniform stack of layers: `family.encode_layers(encoder, inputs, attention_mask)` gives the hidden states
+of all layers `(batch, layers, frames, width)`, a boolean frame mask `(batch, frames)` (or `None` when every frame is
+valid) and the encoder's own output, whatever the family.
+
 `resolve_encoder`, both models, the embedding engine, LoRA, HEAR and the processor read the record of an encoder's
 family (`encoder_family(config)`) and have no per-family branches of their own. The families:
 
@@ -86,6 +91,13 @@ def _encode_clap(encoder, inputs, attention_mask, clap_output, flags, **extra):
         return out.audio_embeds[:, None, None, :], None, out
     # (batch, channels, freq, time) -> (batch, 1, time, channels)
     return out.last_hidden_state.mean(dim=2).transpose(1, 2)[:, None], None, out
+
+
+def keep_every_layer(config: PretrainedConfig) -> None:
+    """Switch LayerDrop off: layer weighting needs the same stack of layers at every step."""
+    for name in ("layerdrop", "encoder_layerdrop"):
+        if getattr(config, name, 0.0):
+            setattr(config, name, 0.0)
 
 
 def freeze_convolutional_feature_encoder(model: PreTrainedModel) -> None:
@@ -182,6 +194,44 @@ class EncoderFamily:
     # (transformers records them from each layer's output), and the final norm tied to the last hidden state.
     top_layers: Callable[[nn.Module], ModuleSlot] | None = lambda model: (model.encoder, "layers")
     final_norm: Callable[[nn.Module, PretrainedConfig], ModuleSlot | None] = stable_layer_norm_output
+
+    def build_encoder(self, config: PretrainedConfig) -> PreTrainedModel:
+        """A randomly initialised encoder for `config`, every layer kept (weights are loaded afterwards by
+        `from_pretrained`)."""
+        keep_every_layer(config)
+        return self.build(config)
+
+    def encode_layers(
+        self,
+        encoder: nn.Module,
+        inputs: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        clap_output: str = "projected",
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        **extra: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
+        """Run `encoder` (of this family) and stack its layers.
+
+        Args:
+            inputs: the encoder's main input (`input_values` `(batch, samples)` for waveform encoders, log-mel
+                features for spectrogram encoders).
+            attention_mask: sample-level mask `(batch, samples)` for waveform encoders, mel-frame mask for Whisper.
+            output_attentions, output_hidden_states: ask the encoder for its `attentions` / `hidden_states` in its
+                own output (every family but CLAP computes the hidden states anyway: they are its layers).
+            extra: further encoder inputs (CLAP's `is_longer`).
+
+        Returns:
+            `(hidden_states, frame_mask, encoder_output)`: `(batch, layers, frames, width)`, a bool `(batch, frames)`
+            or `None` (every frame valid), and the encoder's own output.
+
+        A frozen encoder (no parameter requiring grad, input not requiring grad) runs without recording a graph:
+        nothing is kept for a backward pass that could not reach it.
+        """
+        frozen = not inputs.requires_grad and not any(p.requires_grad for p in encoder.parameters())
+        flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            return self.encode(encoder, inputs, attention_mask, clap_output, flags, **extra)
 
 
 ENCODER_FAMILIES: list[EncoderFamily] = []

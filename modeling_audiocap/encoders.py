@@ -24,8 +24,7 @@ from huggingface_hub import hf_hub_download
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
-from .encoder_families import encoder_family, short_names
-from .modeling_encoders import build_encoder, keep_every_layer
+from .encoder_families import encoder_family, keep_every_layer, short_names
 
 
 @dataclass
@@ -92,7 +91,7 @@ def resolve_encoder(
     if is_short_name:
         name_or_path = names[name](**(config_overrides or {}))
     if isinstance(name_or_path, PretrainedConfig):
-        model, feature_extractor = build_encoder(name_or_path), None
+        model, feature_extractor = encoder_family(name_or_path).build_encoder(name_or_path), None
     else:
         path = str(name_or_path)
         model, feature_extractor = _load_pretrained(path, read_config_dict(path, **hub_kwargs), **hub_kwargs)

@@ -18,7 +18,6 @@ from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import ResolvedEncoder, resolve_encoder
 from .encoder_families import encoder_family
-from .modeling_encoders import build_encoder, encode_layers
 from .pipelines import register_audio_classification
 from .processing_audiocap import average_windows
 
@@ -179,9 +178,10 @@ class AudioCapPreTrainedModel(PreTrainedModel):
         }
 
     def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
-        """`encode_layers` on this model's encoder: `(B, L, T, D)`, `(B, T)` mask, encoder output."""
-        return encode_layers(
-            self.encoder, self.config.encoder, inputs, attention_mask, self.config.clap_output, **kwargs
+        """`encode_layers` of the encoder's family on this model's encoder: `(B, L, T, D)`, `(B, T)` mask, encoder
+        output."""
+        return encoder_family(self.config.encoder).encode_layers(
+            self.encoder, inputs, attention_mask, self.config.clap_output, **kwargs
         )
 
 
@@ -220,7 +220,7 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         self.layer_weighting = LayerWeighting(family.num_layers(config.encoder)) if config.use_layer_weighting else None
         self.attention_pooling = AttentivePooling(width) if config.pooling == "attention" else None
         self.head = GenreHead(width, config.head_hidden_size, config.num_labels, config.head_dropout)
-        self.encoder = build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
+        self.encoder = family.build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
         self.post_init()
 
     @classmethod
@@ -353,7 +353,7 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         self.layer_weighting = LayerWeighting(family.num_layers(config.encoder)) if config.use_layer_weighting else None
         width = family.layer_width(config.encoder, config.clap_output)
         self.audio_projection = nn.Linear(width, config.text_config.d_model)
-        self.encoder = build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
+        self.encoder = family.build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
         if text_model is None:
             text_model = T5ForConditionalGeneration(config.text_config)
         self.t5 = _checked_part(text_model, config.text_config)

@@ -102,6 +102,13 @@ def featurize(feature_extractor, audios: list[np.ndarray]) -> dict:
     return dict(out)
 
 
+def encode_layers(model, config, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+    """`encode_layers` of `config`'s encoder family: `(B, L, T, D)` layers, `(B, T)` frame mask, encoder output."""
+    from modeling_audiocap.encoder_families import encoder_family
+
+    return encoder_family(config).encode_layers(model, inputs, attention_mask, **kwargs)
+
+
 # The head of a script run in a subprocess where the audiocap package cannot be imported (remote-code loading).
 WITHOUT_PACKAGE = r"""
 import json, sys

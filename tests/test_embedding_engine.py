@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import pytest
 import torch
-from conftest import WAVEFORM_KWARGS, tiny_encoder_config, tone
+from conftest import WAVEFORM_KWARGS, encode_layers, tiny_encoder_config, tone
 
 from modeling_audiocap import (
     AudioEncoderForGenreClassification,
@@ -37,7 +37,6 @@ from modeling_audiocap.embedding import (
 from modeling_audiocap import audio_stream as stream
 from modeling_audiocap.embedding.cli import main as cli_main
 from modeling_audiocap.embedding.fftconv import FFTConv1d
-from modeling_audiocap.modeling_encoders import encode_layers
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 
 ROOT = Path(__file__).resolve().parents[1]

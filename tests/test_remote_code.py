@@ -62,7 +62,7 @@ def test_saved_models_load_with_remote_code_only(tmp_path):
         expected_logits = model(**batch).logits
     config = json.loads((genre_dir / "config.json").read_text())
     assert config["auto_map"]["AutoModelForAudioClassification"].endswith("AudioEncoderForGenreClassification")
-    assert (genre_dir / "modeling_mert.py").exists() and (genre_dir / "modeling_encoders.py").exists()
+    assert (genre_dir / "modeling_mert.py").exists() and (genre_dir / "encoder_families.py").exists()
     assert (genre_dir / "encoder_families.py").exists()
 
     captioner, cresolved = caption_model("wav2vec2")

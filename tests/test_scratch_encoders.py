@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import featurize, tiny_t5_config, tone
+from conftest import encode_layers, featurize, tiny_t5_config, tone
 from test_modeling import LABELS, assert_same_state
 from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
@@ -22,7 +22,6 @@ from modeling_audiocap import (
     resolve_encoder,
 )
 from modeling_audiocap.encoder_families import SCRATCH_ENCODER_NAMES, encoder_family
-from modeling_audiocap.modeling_encoders import encode_layers
 from modeling_audiocap.modeling_scratch import SCRATCH_MODEL_CLASSES
 
 NAMES = ("samplecnn", "melcnn", "cldnn", "soundnet", "soundnet-lstm", "speclstm")

@@ -13,7 +13,7 @@ turn a batch of equal-length windows into pooled layer embeddings.
   trace), computes the positional convolution by FFT (`FFTConv1d`: the same result, far fewer operations than the
   128-tap grouped convolution), and drops the transformer layers above the deepest layer asked for. Everything is
   put back on exit, so a model passed in by the caller is left as it was.
-- `LayerEmbedder` runs a batch through `encode_layers` under `torch.inference_mode` and autocast and pools each kept
+- `LayerEmbedder` runs a batch through its family's `encode_layers` under `torch.inference_mode` and autocast and pools each kept
   layer: `"mean"` (masked mean over frames), `"mean+std"` (mean and population std, concatenated along the width) or
   `"frames"` (the valid frames themselves).
 """
@@ -34,7 +34,6 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 from ..encoders import ResolvedEncoder, resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import EncoderFamily, encoder_family
-from ..modeling_encoders import encode_layers
 from ..saved import audiocap_model_type, load_audiocap_model
 from .fftconv import FFTConv1d
 
@@ -327,7 +326,8 @@ class LayerEmbedder:
         self.pooling = pooling
         self.device = torch.device(device)
         self.dtype = dtype
-        self.input_name = encoder_family(loaded.config).input_name
+        self.family = encoder_family(loaded.config)
+        self.input_name = self.family.input_name
         self._stack = None
 
     def __enter__(self) -> "LayerEmbedder":
@@ -357,8 +357,8 @@ class LayerEmbedder:
             mask = mask.to(self.device, non_blocking=non_blocking)
         extra = {k: v.to(self.device, non_blocking=non_blocking) for k, v in features.items()}
         with autocast_context(self.device, self.dtype):
-            hidden, frame_mask, _ = encode_layers(
-                self.loaded.model, self.loaded.config, inputs, mask, self.loaded.clap_output, **extra
+            hidden, frame_mask, _ = self.family.encode_layers(
+                self.loaded.model, inputs, mask, self.loaded.clap_output, **extra
             )
         hidden = hidden[:, self.layers].float()
         pooled = pool_frames(hidden, frame_mask, self.pooling)

@@ -23,7 +23,6 @@ from ..audio import window_starts
 from ..encoders import resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
-from ..modeling_encoders import encode_layers
 from ..processing_audiocap import AudioCapProcessor
 from ..saved import audiocap_model_type, load_audiocap_model
 
@@ -77,9 +76,7 @@ class HearModel(nn.Module):
         features = self.processor.featurize(waves)
         inputs = features.pop(self.family.input_name)
         mask = features.pop("attention_mask", None)
-        hidden, frame_mask, _ = encode_layers(
-            self.encoder, self.encoder_config, inputs, mask, self.clap_output, **features
-        )
+        hidden, frame_mask, _ = self.family.encode_layers(self.encoder, inputs, mask, self.clap_output, **features)
         return self.weigh(hidden), frame_mask
 
 

@@ -28,7 +28,6 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 from ..metrics.ranking import ranking_metrics
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
-from ..modeling_encoders import build_encoder, encode_layers
 from ..processing_audiocap import AudioCapProcessor, average_windows
 from .probe import class_scores
 
@@ -158,7 +157,8 @@ def random_init_like(encoder: PreTrainedModel, seed: int = 0) -> PreTrainedModel
     without touching the global RNG)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_encoder(copy.deepcopy(encoder.config)).eval()
+        config = copy.deepcopy(encoder.config)
+        return encoder_family(config).build_encoder(config).eval()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def clip_embeddings(
         inputs = features.pop(processor.model_input_names[0]).to(device)
         mask = features.pop("attention_mask", None)
         mask = None if mask is None else mask.to(device)
-        hidden, frame_mask, _ = encode_layers(encoder, encoder.config, inputs, mask)
+        hidden, frame_mask, _ = encoder_family(encoder.config).encode_layers(encoder, inputs, mask)
         means = mean_pool(hidden, frame_mask)  # (B, L, T, D) -> (B, L, D)
         pooled.extend((means[:, -1] if layers == "last" else means.flatten(1)).float().cpu())
         window_clip.extend(clip for clip, _ in bucket)
