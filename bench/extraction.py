@@ -24,7 +24,6 @@ from modeling_audiocap import resolve_encoder
 from modeling_audiocap.embedding.runtime import LayerEmbedder, inference_ready, load_encoder
 from modeling_audiocap.modeling_audiocap import mean_pool
 from modeling_audiocap.encoder_families import encoder_family
-from modeling_audiocap.encoder_families import encoder_family
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 
 from .common import PeakMemory, timed

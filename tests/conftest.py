@@ -1,8 +1,12 @@
 """Tiny encoder configs built in code, shared test audio, and an offline Hub."""
 
+import csv
 import importlib.util
 import os
+import struct
+import subprocess
 import sys
+import wave
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,7 +17,15 @@ import pytest
 import torch
 from transformers import ASTConfig, ClapAudioConfig, HubertConfig, T5Config, Wav2Vec2Config, WhisperConfig
 
-from modeling_audiocap import MERTConfig
+from modeling_audiocap import (
+    AudioCaptionConfig,
+    AudioEncoderForGenreClassification,
+    AudioEncoderT5ForCaptioning,
+    AudioGenreConfig,
+    MERTConfig,
+    resolve_encoder,
+)
+from modeling_audiocap.data import musiccaps
 
 WAVEFORM_KWARGS = dict(
     hidden_size=32,
@@ -137,3 +149,99 @@ def run_script(monkeypatch, name: str, *args: str) -> None:
     """`python <name>.py <args>` in this process: the imports are paid once per test session."""
     monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
     script(name).main()
+
+
+# -- helpers the test modules share ----------------------------------------------------------------------------------
+
+LABELS = {0: "rock", 1: "jazz", 2: "ambient"}
+
+
+
+def genre_model(family: str, **kwargs) -> tuple[AudioEncoderForGenreClassification, object]:
+    resolved = resolve_encoder(tiny_encoder_config(family))
+    config = AudioGenreConfig(
+        encoder=resolved.config, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+        sampling_rate=resolved.sampling_rate, **kwargs,
+    )
+    return AudioEncoderForGenreClassification(config).eval(), resolved
+
+
+def caption_model(family: str, **kwargs):
+    resolved = resolve_encoder(tiny_encoder_config(family))
+    config = AudioCaptionConfig(
+        encoder=resolved.config, text_config=tiny_t5_config(), sampling_rate=resolved.sampling_rate, **kwargs
+    )
+    return AudioEncoderT5ForCaptioning(config).eval(), resolved
+
+
+def batch_for(resolved, seconds: float = 1.0, n: int = 2) -> dict:
+    audios = [tone(seconds, resolved.sampling_rate, 220.0 * (i + 1), seed=i) for i in range(n)]
+    return featurize(resolved.feature_extractor, audios)
+
+
+def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(sa[key], sb[key], msg=f"{key} differs after loading")
+
+
+def write_wav(path, audio: np.ndarray, rate: int) -> None:
+    """16-bit PCM; `audio` is `(samples,)` or `(samples, channels)`."""
+    audio = audio if audio.ndim == 2 else audio[:, None]
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(audio.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def write_float_wav(path, audio: np.ndarray, rate: int) -> None:
+    """32-bit float WAV (format 3), which can hold NaN; the stdlib `wave` module only writes PCM."""
+    payload = audio.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(payload)) + payload
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def ffmpeg(src, dst, *args) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True, timeout=60)
+
+
+YTID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+
+
+def make_ytids(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    ids = ["-" + "".join(rng.choice(list(YTID_CHARS), 10))]  # YouTube ids may start with "-"
+    while len(ids) < n:
+        ids.append("".join(rng.choice(list(YTID_CHARS), 11)))
+    return ids
+
+
+def write_musiccaps_csv(path: Path, ytids: list[str], spans=None, eval_every: int = 2) -> list[dict]:
+    rows = []
+    for i, ytid in enumerate(ytids):
+        start, end = spans[i] if spans else (30.0, 40.0)
+        rows.append({
+            "ytid": ytid, "start_s": f"{start:g}", "end_s": f"{end:g}", "audioset_positive_labels": "/m/04rlf",
+            "aspect_list": "['low quality', 'piano', \"player's hum\"]",
+            "caption": f'Clip {i}: a "calm" piano, slow, with hum.', "author_id": str(i % 9),
+            "is_balanced_subset": "False", "is_audioset_eval": "True" if i % eval_every == 0 else "False",
+        })
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=musiccaps.CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("one_thread")`): one intra-op thread is as fast, and it does not stall (OpenMP barriers) when other
+    processes busy the machine's cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -5,8 +5,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import featurize, tone
-from test_modeling import assert_same_state, caption_model
+from conftest import assert_same_state, caption_model, featurize, tone
 
 import train_caption
 from modeling_audiocap import AudioCaptionConfig, AudioCapProcessor, AudioEncoderT5ForCaptioning

@@ -1,13 +1,12 @@
 """Audio loading: formats, rates, channels, datasets values, normalisation, windows and clear errors on bad input."""
 
 import shutil
-import struct
-import subprocess
-import wave
 
 import numpy as np
 import pytest
 import torch
+
+from conftest import ffmpeg, write_float_wav, write_wav
 
 from modeling_audiocap.audio import (
     AudioDecodingError,
@@ -25,28 +24,6 @@ needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ff
 def sine(seconds: float, rate: int, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * rate))) / rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def write_wav(path, audio: np.ndarray, rate: int) -> None:
-    """16-bit PCM; `audio` is `(samples,)` or `(samples, channels)`."""
-    audio = audio if audio.ndim == 2 else audio[:, None]
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(audio.shape[1])
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-
-
-def write_float_wav(path, audio: np.ndarray, rate: int) -> None:
-    """32-bit float WAV (format 3), which can hold NaN; the stdlib `wave` module only writes PCM."""
-    payload = audio.astype("<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(payload)) + payload
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-
-
-def ffmpeg(src, dst, *args) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)], check=True, timeout=60)
 
 
 def peak_frequency(wave: torch.Tensor, rate: int) -> float:

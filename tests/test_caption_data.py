@@ -3,7 +3,8 @@
 import shutil
 
 import pytest
-from test_data_sources import make_ytids, write_musiccaps_csv
+
+from conftest import make_ytids, write_musiccaps_csv
 
 from modeling_audiocap.data.captions import load_caption_dataset
 

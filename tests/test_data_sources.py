@@ -1,6 +1,5 @@
 """FMA and MusicCaps (loading and the clip fetcher), offline on tiny generated files."""
 
-import csv
 import logging
 import shutil
 import subprocess
@@ -11,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.io import wavfile
+
+from conftest import make_ytids, write_musiccaps_csv
 
 from modeling_audiocap.data import musiccaps
 from modeling_audiocap.data.fma import fma_audio_path, load_fma, read_fma_tracks
@@ -144,34 +145,6 @@ def test_fma_through_load_genre_dataset(fma_root, caplog):
 
 
 # ----------------------------------------------------------------------------------------------------- MusicCaps
-
-YTID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
-
-
-def make_ytids(n: int, seed: int = 0) -> list[str]:
-    rng = np.random.default_rng(seed)
-    ids = ["-" + "".join(rng.choice(list(YTID_CHARS), 10))]  # YouTube ids may start with "-"
-    while len(ids) < n:
-        ids.append("".join(rng.choice(list(YTID_CHARS), 11)))
-    return ids
-
-
-def write_musiccaps_csv(path: Path, ytids: list[str], spans=None, eval_every: int = 2) -> list[dict]:
-    rows = []
-    for i, ytid in enumerate(ytids):
-        start, end = spans[i] if spans else (30.0, 40.0)
-        rows.append({
-            "ytid": ytid, "start_s": f"{start:g}", "end_s": f"{end:g}", "audioset_positive_labels": "/m/04rlf",
-            "aspect_list": "['low quality', 'piano', \"player's hum\"]",
-            "caption": f'Clip {i}: a "calm" piano, slow, with hum.', "author_id": str(i % 9),
-            "is_balanced_subset": "False", "is_audioset_eval": "True" if i % eval_every == 0 else "False",
-        })
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=musiccaps.CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
-
 
 @pytest.fixture()
 def musiccaps_set(tmp_path):

@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-from conftest import tiny_encoder_config
-from test_modeling import genre_model
+from conftest import genre_model, tiny_encoder_config
 
 from modeling_audiocap import AudioCapProcessor, AudioDecodingError, hear, resolve_encoder
 

@@ -6,7 +6,8 @@ import fnmatch
 import re
 from pathlib import Path
 
-from test_modeling import caption_model, genre_model
+
+from conftest import caption_model, genre_model
 
 import modeling_audiocap
 from modeling_audiocap import AudioCapProcessor

@@ -3,7 +3,8 @@
 import pytest
 import torch
 from peft import PeftModel
-from test_modeling import batch_for, caption_model, genre_model
+
+from conftest import batch_for, caption_model, genre_model
 
 from modeling_audiocap import AudioEncoderForGenreClassification
 from modeling_audiocap.training.lora import apply_lora

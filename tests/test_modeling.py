@@ -4,39 +4,24 @@ import logging
 
 import pytest
 import torch
-from conftest import ENCODER_FAMILIES, featurize, tiny_encoder_config, tiny_t5_config, tone
+from conftest import (
+    ENCODER_FAMILIES,
+    LABELS,
+    assert_same_state,
+    batch_for,
+    caption_model,
+    genre_model,
+    tiny_encoder_config,
+    tiny_t5_config,
+    tone,
+)
 
 from modeling_audiocap import (
-    AudioCaptionConfig,
     AudioEncoderForGenreClassification,
     AudioEncoderT5ForCaptioning,
     AudioGenreConfig,
     resolve_encoder,
 )
-
-LABELS = {0: "rock", 1: "jazz", 2: "ambient"}
-
-
-def genre_model(family: str, **kwargs) -> tuple[AudioEncoderForGenreClassification, object]:
-    resolved = resolve_encoder(tiny_encoder_config(family))
-    config = AudioGenreConfig(
-        encoder=resolved.config, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
-        sampling_rate=resolved.sampling_rate, **kwargs,
-    )
-    return AudioEncoderForGenreClassification(config).eval(), resolved
-
-
-def batch_for(resolved, seconds: float = 1.0, n: int = 2) -> dict:
-    audios = [tone(seconds, resolved.sampling_rate, 220.0 * (i + 1), seed=i) for i in range(n)]
-    return featurize(resolved.feature_extractor, audios)
-
-
-def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
-    sa, sb = a.state_dict(), b.state_dict()
-    assert sa.keys() == sb.keys()
-    for key in sa:
-        torch.testing.assert_close(sa[key], sb[key], msg=f"{key} differs after loading")
-
 
 @pytest.mark.parametrize("family", ENCODER_FAMILIES)
 def test_a_classifier_from_an_encoder_folder_keeps_its_weights_and_attention_dispatch(family, tmp_path):
@@ -154,14 +139,6 @@ def test_unsupported_encoder_is_a_clear_error():
 
     with pytest.raises(ValueError, match="Unsupported audio encoder model_type 'bert'"):
         resolve_encoder(BertConfig())
-
-
-def caption_model(family: str, **kwargs):
-    resolved = resolve_encoder(tiny_encoder_config(family))
-    config = AudioCaptionConfig(
-        encoder=resolved.config, text_config=tiny_t5_config(), sampling_rate=resolved.sampling_rate, **kwargs
-    )
-    return AudioEncoderT5ForCaptioning(config).eval(), resolved
 
 
 @pytest.mark.parametrize("family,connector", [("wav2vec2", "t5_encoder"), ("mert", "cross_attention"), ("whisper", "t5_encoder"), ("clap", "cross_attention")])

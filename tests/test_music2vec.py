@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_modeling import LABELS, assert_same_state
-from test_paper_presets import script
-from test_scratch_encoders import _one_thread  # noqa: F401  (module-wide autouse fixture: one intra-op thread)
 from transformers import TrainingArguments
+
+from conftest import LABELS, assert_same_state, script
 
 from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, resolve_encoder, window_starts
 from modeling_audiocap.configuration_scratch import MUSIC2VEC_PRESETS, ConvAutoEncoderConfig
 from modeling_audiocap.encoder_families import SCRATCH_ENCODER_NAMES
 from modeling_audiocap.modeling_scratch import ConvAutoEncoderModel
 from modeling_audiocap.training.arguments import AudioDataArguments, EncoderArguments, parse_with_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one intra-op thread
+
 
 ROOT = Path(__file__).resolve().parents[1]
 MUSIC2VEC_NAMES = (

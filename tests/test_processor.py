@@ -9,8 +9,7 @@ import wave
 import numpy as np
 import pytest
 import torch
-from conftest import WITHOUT_PACKAGE, tiny_encoder_config, tone
-from test_modeling import LABELS, caption_model, genre_model
+from conftest import LABELS, WITHOUT_PACKAGE, caption_model, genre_model, tiny_encoder_config, tone
 from transformers import AutoProcessor, PreTrainedTokenizerFast
 
 from modeling_audiocap import AudioCapProcessor, AudioDecodingError, average_windows, resolve_encoder

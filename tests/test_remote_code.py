@@ -7,8 +7,7 @@ import wave
 
 import numpy as np
 import torch
-from conftest import WITHOUT_PACKAGE, featurize, tiny_t5_config, tone
-from test_modeling import LABELS, caption_model, genre_model
+from conftest import LABELS, WITHOUT_PACKAGE, caption_model, featurize, genre_model, tone
 
 SCRIPT = WITHOUT_PACKAGE + r"""
 import numpy as np, torch

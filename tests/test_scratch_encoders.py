@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import encode_layers, featurize, tiny_t5_config, tone
-from test_modeling import LABELS, assert_same_state
+from conftest import LABELS, assert_same_state, encode_layers, featurize, tiny_t5_config, tone
 from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
 from modeling_audiocap import (
@@ -23,6 +22,9 @@ from modeling_audiocap import (
 )
 from modeling_audiocap.encoder_families import SCRATCH_ENCODER_NAMES, encoder_family
 from modeling_audiocap.modeling_scratch import SCRATCH_MODEL_CLASSES
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one intra-op thread
+
 
 NAMES = ("samplecnn", "melcnn", "cldnn", "soundnet", "soundnet-lstm", "speclstm")
 MODEL_TYPES = {
@@ -39,16 +41,6 @@ LSTM_LAYERS = {
     "speclstm": lambda c: range(1, 1 + c.num_hidden_layers),
     "soundnet-lstm": lambda c: range(len(c.conv_dim), len(c.conv_dim) + c.lstm_layers),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one intra-op thread is as fast, and it does not stall (OpenMP barriers) when other
-    processes busy the machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_every_short_name_is_tested():

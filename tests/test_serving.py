@@ -10,8 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import WITHOUT_PACKAGE, tiny_encoder_config, tone
-from test_audio import ffmpeg, write_float_wav, write_wav
+from conftest import WITHOUT_PACKAGE, ffmpeg, tiny_encoder_config, tone, write_float_wav, write_wav
 from transformers import pipeline
 
 from modeling_audiocap import (
