@@ -19,7 +19,7 @@ setup(
         # import and decode (torch 2.11-2.14 with torchaudio 2.11.0 and torchcodec 0.11-0.17); torchaudio 2.11.1 does
         # not load beside torch 2.11 or 2.12, so it is excluded. constraints.txt pins the exact stack the suite last
         # passed on; `make test-latest` tries the newest the ranges allow.
-        "torch>=2.11,<2.15",
+        "torch>=2.11,<2.16",
         "torchaudio>=2.11,<2.12,!=2.11.1",
         "torchcodec>=0.11,<0.18",
         "soundfile",

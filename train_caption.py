@@ -358,7 +358,7 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
     set_script_arguments(training_args, "train_caption.py", SCRIPT_ARGUMENTS)
     if validation is None:
         evaluate_without_validation(training_args, cap_args.early_stopping_patience)
-    crops = EpochCrops(processor.window_samples, training_args.seed)
+    crops = EpochCrops(processor, training_args.seed)
     callbacks = [crops]
     if cap_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cap_args.early_stopping_patience))

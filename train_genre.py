@@ -135,7 +135,7 @@ def prepare_splits(splits, model, processor, enc_args, data_args, training_args)
     """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
     with training_args.main_process_first(desc="prepare data"):
         decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
-        windows = {split: window_dataset(ds, processor.window_samples, processor.hop_samples) for split, ds in decoded.items()}
+        windows = {split: window_dataset(ds, processor) for split, ds in decoded.items()}
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
         with training_args.main_process_first(desc="embedding cache"):
@@ -191,7 +191,7 @@ def main() -> None:
     else:
         if enc_args.freeze_feature_encoder:
             model.freeze_feature_encoder()
-        crops = EpochCrops(processor.window_samples, training_args.seed)
+        crops = EpochCrops(processor, training_args.seed)
         train_rows, collator = decoded["train"], WaveformCollator(processor, crops)
         callbacks.append(crops)
 

@@ -41,7 +41,7 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 from transformers.utils import cached_file
 
-from .audio import is_audio_decoder, cut_windows, load_audio, peak_normalize
+from .audio import cut_windows, is_audio_decoder, load_audio, peak_normalize, window_starts
 from .audio_stream import iter_windows
 from .encoder_families import feature_extractor_family
 
@@ -227,6 +227,29 @@ class AudioCapProcessor(ProcessorMixin):
     def hop_samples(self) -> int | None:
         return None if self.hop_seconds is None else int(round(self.hop_seconds * self.sampling_rate))
 
+    def window_starts(self, num_samples: int) -> list[int]:
+        """Where the evaluation windows of a clip of `num_samples` start: every `hop_samples` (back to back by
+        default), the last aligned to the end, a clip no longer than a window one window (`audio.window_starts`, the
+        rule the models' own long-input path cuts by too); `[0]` without `window_seconds`."""
+        if self.window_samples is None:
+            return [0]
+        return window_starts(num_samples, self.window_samples, self.hop_samples)
+
+    def windows(
+        self, wave: torch.Tensor, random_crop: bool = False, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """The chunks of one decoded clip `(samples,)` that `featurize` gets, for every path (serving, evaluation,
+        training, caches, probes): every evaluation window (`window_starts`), or with `random_crop` one window at a
+        random start drawn from `generator` (training). A clip no longer than a window is one chunk of its own length,
+        in training as in evaluation: the feature extractor pads it, and masks the padding where its family uses a
+        mask. Without `window_seconds`, the whole clip."""
+        window = self.window_samples
+        if window is None:
+            return [wave]
+        if random_crop:
+            return [cut_windows(wave, window, random_crop=True, generator=generator)[0][: wave.shape[0]]]
+        return [wave[start : start + window] for start in self.window_starts(wave.shape[0])]
+
     def load(self, audio: Any, sampling_rate: int | None = None) -> list[torch.Tensor]:
         """Decode one clip or a list of clips to mono float32 waveforms at `self.sampling_rate` (peak-normalised when
         `normalize` is set). `sampling_rate` is the rate of raw arrays given without one."""
@@ -301,15 +324,13 @@ class AudioCapProcessor(ProcessorMixin):
     ) -> tuple[list[torch.Tensor], list[int] | None]:
         """Clips -> the chunks to featurise (unpadded: the feature extractor pads its own way) and, for evaluation
         windows, the clip index of each chunk."""
-        window = self.window_samples
-        if window is None:
+        if self.window_samples is None:
             return waves, None
         chunks, clip_index = [], []
         for i, wave in enumerate(waves):
-            windows = cut_windows(wave, window, self.hop_samples, random_crop=random_crop, generator=generator)
-            valid = min(wave.shape[0], window)  # a short clip's zero padding is left to the feature extractor
-            chunks.extend(w[:valid] for w in windows)
-            clip_index.extend([i] * windows.shape[0])
+            windows = self.windows(wave, random_crop, generator)
+            chunks.extend(windows)
+            clip_index.extend([i] * len(windows))
         return chunks, (None if random_crop else clip_index)
 
     def featurize(self, chunks: list[torch.Tensor | np.ndarray], return_tensors: str | None = "pt") -> dict[str, Any]:

@@ -93,7 +93,7 @@ def test_windows_cover_each_clip_and_clip_logits_are_window_means(tmp_path):
     write_wav(tmp_path / "y" / "short.wav", seconds=0.2, rate=16000)
     whole = audio_dataset([tmp_path / "x" / "long.wav", tmp_path / "y" / "short.wav"], [0, 1])
     decoded, _ = decode_dataset(whole, 16000)
-    rows = window_dataset(decoded, window=4000)
+    rows = window_dataset(decoded, AudioCapProcessor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=0.25))
     per_clip = np.bincount(rows["clip_index"])
     lengths = {c: len(w) for c, w in zip(decoded["clip_index"], decoded["waveform"])}
     for clip, count in enumerate(per_clip):
@@ -113,7 +113,7 @@ def test_window_overlap_cuts_music2vec_style_half_overlapping_windows(tmp_path):
     assert (window, hop) == (4000, 2000)
     write_wav(tmp_path / "x" / "long.wav", seconds=1.0, rate=16000)
     decoded, _ = decode_dataset(audio_dataset([tmp_path / "x" / "long.wav"], [0]), 16000)
-    rows = window_dataset(decoded, window, hop)
+    rows = window_dataset(decoded, processor)
     assert len(rows) == 7  # starts 0, 2000, ..., 12000 over 16000 samples
     wave = np.asarray(decoded[0]["waveform"])
     for k, x in enumerate(rows["input_values"]):
@@ -151,8 +151,8 @@ def test_cached_embeddings_of_a_window_do_not_depend_on_its_batch(tmp_path):
     write_wav(tmp_path / "y" / "short.wav", seconds=0.3, rate=16000, freq=330.0)
     decoded, _ = decode_dataset(audio_dataset([tmp_path / "x" / "long.wav", tmp_path / "y" / "short.wav"], [0, 1]),
                                 16000)
-    windows = window_dataset(decoded, window=8000)
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
+    windows = window_dataset(decoded, AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5))
     assert resolved.config.feat_extract_norm == "group"
     model = AudioEncoderForGenreClassification(
         AudioGenreConfig(encoder=resolved.config, num_labels=2, sampling_rate=16000)
@@ -174,12 +174,14 @@ def test_epoch_crops_depend_only_on_seed_epoch_and_clip():
     from modeling_audiocap.training.crops import EpochCrops
 
     wave = torch.arange(10_000, dtype=torch.float32)
-    crops = EpochCrops(window=1000, seed=5)
+    processor = AudioCapProcessor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=1000 / 16000)
+    crops = EpochCrops(processor, seed=5)
     first = [crops.crop(wave, clip)[0].item() for clip in range(6)]
     assert [crops.crop(wave, clip)[0].item() for clip in reversed(range(6))] == first[::-1]
     crops.on_epoch_begin(None, SimpleNamespace(epoch=1.5), None)  # resumed half-way through epoch 1
     second = [crops.crop(wave, clip)[0].item() for clip in range(6)]
-    fresh = EpochCrops(window=1000, seed=5)
+    fresh = EpochCrops(processor, seed=5)
     fresh.on_epoch_begin(None, SimpleNamespace(epoch=1.0), None)
     assert [fresh.crop(wave, clip)[0].item() for clip in range(6)] == second != first
-    assert crops.crop(wave[:300], 0).shape == (1000,)  # a short clip is zero-padded to the window
+    assert crops.crop(wave, 0).shape == (1000,)
+    assert crops.crop(wave[:300], 0).shape == (300,)  # a short clip is itself, as in evaluation (the extractor pads it)

@@ -68,9 +68,7 @@ class CaptionCollator:
         waves = []
         for row in rows:
             wave = torch.as_tensor(row["waveform"])
-            window = self.crops.window
-            crop = self.crops.crop(wave, row["clip_index"]) if self.training else cut_windows(wave, window)[0]
-            waves.append(crop[: min(wave.shape[0], window)])
+            waves.append(self.crops.crop(wave, row["clip_index"]) if self.training else self.processor.windows(wave)[0])
         batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
         captions = [self.caption(r) for r in rows]
         tokens = self.processor.tokenizer(

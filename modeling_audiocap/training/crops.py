@@ -2,21 +2,23 @@
 
 A crop depends only on `(seed, epoch, clip)`, never on a generator's running state: a run killed and resumed from a
 checkpoint (where the Trainer fetches the next batch before it restores its saved RNG state) sees the same windows in
-the same steps, and so ends with the same weights.
+the same steps, and so ends with the same weights. The processor cuts it (`AudioCapProcessor.windows`), as it cuts
+every window.
 """
 
 import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..audio import cut_windows
+from ..processing_audiocap import AudioCapProcessor
 
 
 class EpochCrops(TrainerCallback):
-    """One random window per clip and epoch; a Trainer callback that follows the epoch (pass it in `callbacks`)."""
+    """One random window per clip and epoch, cut by `processor`; a Trainer callback that follows the epoch (pass it in
+    `callbacks`)."""
 
-    def __init__(self, window: int, seed: int):
-        self.window = window
+    def __init__(self, processor: AudioCapProcessor, seed: int):
+        self.processor = processor
         self.seed = seed
         self.epoch = 0
 
@@ -29,8 +31,8 @@ class EpochCrops(TrainerCallback):
         return int(np.random.SeedSequence([self.seed, self.epoch, int(clip_index), 1]).generate_state(1)[0] % count)
 
     def crop(self, wave, clip_index: int) -> torch.Tensor:
-        """`(samples,)` -> one window `(window,)` at a start drawn from `(seed, epoch, clip_index)`; a clip shorter
-        than the window is zero-padded."""
+        """`(samples,)` -> the processor's training window, at a start drawn from `(seed, epoch, clip_index)`; a clip
+        no longer than the window is itself (as in evaluation: the feature extractor pads it)."""
         entropy = np.random.SeedSequence([self.seed, self.epoch, int(clip_index)]).generate_state(1)[0]
         generator = torch.Generator().manual_seed(int(entropy))
-        return cut_windows(torch.as_tensor(wave), self.window, random_crop=True, generator=generator)[0]
+        return self.processor.windows(torch.as_tensor(wave), random_crop=True, generator=generator)[0]

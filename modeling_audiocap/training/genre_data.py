@@ -14,7 +14,7 @@ import datasets
 import numpy as np
 import torch
 
-from ..audio import AudioDecodingError, load_audio, peak_normalize, window_starts
+from ..audio import AudioDecodingError, load_audio, peak_normalize
 from ..embedding.runtime import LayerEmbedder, LoadedEncoder
 from ..modeling_audiocap import AudioEncoderForGenreClassification
 from ..encoder_families import encoder_family
@@ -113,21 +113,24 @@ def require_clips(decoded: dict[str, datasets.Dataset], skipped: list[dict[str, 
             raise ValueError(f"The {split} split has no usable clips ({len(lost)} skipped: {detail})")
 
 
-def window_dataset(dataset: datasets.Dataset, window: int, hop: int | None = None) -> datasets.Dataset:
-    """One row per window (`input_values`, `label`, `clip_index`); a short clip is one short window (the feature
-    extractor pads and masks it)."""
+def window_dataset(dataset: datasets.Dataset, processor: AudioCapProcessor) -> datasets.Dataset:
+    """One row per evaluation window the processor cuts (`input_values`, `label`, `clip_index`); a short clip is one
+    short window (the feature extractor pads and masks it)."""
 
     def explode(batch: dict) -> dict:
         out = {"input_values": [], "label": [], "clip_index": []}
         for wave, label, clip in zip(batch["waveform"], batch["label"], batch["clip_index"]):
-            wave = np.asarray(wave, dtype=np.float32)
-            for start in window_starts(wave.size, window, hop):
-                out["input_values"].append(wave[start : start + window])
+            for window in processor.windows(torch.as_tensor(np.asarray(wave, dtype=np.float32))):
+                out["input_values"].append(window.numpy())
                 out["label"].append(label)
                 out["clip_index"].append(clip)
         return out
 
-    rows = dataset.map(explode, batched=True, batch_size=8, remove_columns=dataset.column_names, desc="windows")
+    # the rows depend on the clips and on how the processor cuts them: the fingerprint says exactly that (a hash of
+    # the processor object itself would not be stable across runs)
+    cut = f"{dataset._fingerprint} windows {processor.window_samples} hop {processor.hop_samples}"
+    rows = dataset.map(explode, batched=True, batch_size=8, remove_columns=dataset.column_names, desc="windows",
+                       new_fingerprint=hashlib.sha256(cut.encode()).hexdigest()[:16])
     return rows.with_format("numpy")
 
 
