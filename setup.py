@@ -15,12 +15,13 @@ setup(
     package_dir={"modeling_audiocap.model_cards": "model_cards"},
     package_data={"modeling_audiocap": ["metrics/*/*.py"], "modeling_audiocap.model_cards": ["*.md"]},
     install_requires=[
-        # torchaudio and torchcodec load C++ parts built against torch. Each combination these ranges allow was seen to
-        # import and decode (torch 2.11-2.14 with torchaudio 2.11.0 and torchcodec 0.11-0.17); torchaudio 2.11.1 does
-        # not load beside torch 2.11 or 2.12, so it is excluded. constraints.txt pins the exact stack the suite last
-        # passed on; `make test-latest` tries the newest the ranges allow.
+        # torchaudio and torchcodec load C++ parts built against torch. Seen to import and decode: torch 2.11-2.14 with
+        # torchaudio 2.11.0, torch 2.13-2.15 with torchaudio 2.11.1, torchcodec 0.11-0.17 beside each. torchaudio
+        # 2.11.1 does not load beside torch 2.11 or 2.12, nor 2.11.0 beside torch 2.15 (built for another CUDA):
+        # `import modeling_audiocap` refuses those pairs in one line (stack.KNOWN_BREAKS). constraints.txt pins the
+        # exact stack the suite last passed on; `make test-latest` tries the newest the ranges allow.
         "torch>=2.11,<2.16",
-        "torchaudio>=2.11,<2.12,!=2.11.1",
+        "torchaudio>=2.11,<2.12",
         "torchcodec>=0.11,<0.18",
         "soundfile",
         "transformers>=5.0,<6",

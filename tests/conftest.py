@@ -146,9 +146,15 @@ def script(name: str):
 
 
 def run_script(monkeypatch, name: str, *args: str) -> None:
-    """`python <name>.py <args>` in this process: the imports are paid once per test session."""
+    """`python <name>.py <args>` in this process: the imports are paid once per test session. A run's thread setting
+    (`--num_threads`) ends with it; relative default paths resolve against the current folder (`monkeypatch.chdir`
+    to the test's own)."""
     monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
-    script(name).main()
+    threads = torch.get_num_threads()
+    try:
+        script(name).main()
+    finally:
+        torch.set_num_threads(threads)
 
 
 # -- helpers the test modules share ----------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 audiocap-embed's loader with the same rows; empty sources and script datasets are refused with a way out."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -11,6 +9,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 import soundfile as sf
+from conftest import run_script
 
 from modeling_audiocap.data import sources
 from modeling_audiocap.data.captions import load_caption_dataset
@@ -228,25 +227,24 @@ def test_max_samples_cut_the_splits_after_splitting(forms):
 
 
 @pytest.mark.slow
-def test_train_genre_on_a_hub_snapshot_folder(tmp_path, forms, encoder_dir):
+def test_train_genre_on_a_hub_snapshot_folder(tmp_path, forms, encoder_dir, monkeypatch):
     out = tmp_path / "run"
-    args = [
-        sys.executable, str(ROOT / "train_genre.py"), "--encoder_name_or_path", str(encoder_dir),
+    monkeypatch.chdir(tmp_path)
+    run_script(
+        monkeypatch, "train_genre", "--encoder_name_or_path", str(encoder_dir),
         "--encoder_mode", "frozen", "--dataset_name", forms["snapshot"]["name"], "--label_column_name", "genre",
         "--max_train_samples", "9", "--max_length_seconds", "0.25", "--head_hidden_size", "8",
         "--embedding_cache_dir", str(tmp_path / "cache"), "--decoded_cache_dir", str(tmp_path / "decoded"),
         "--output_dir", str(out), "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
         "--eval_strategy", "epoch", "--save_strategy", "no", "--report_to", "none", "--seed", "0",
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["split_sizes"] == {"train": 9, "validation": 3, "test": 6}
     assert results["label_names"] == list(GENRES)
 
 
 @pytest.mark.slow
-def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(tmp_path, encoder_dir):
+def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(tmp_path, encoder_dir, monkeypatch):
     """configs/gtzan-wav2vec2-frozen-filtered.yaml against a local copy of what it names (marsyas/gtzan's parquet
     conversion: `all/train/0000.parquet`, columns `file`, `audio`, ClassLabel `genre`), with the filtered split's own
     clip names: unequal validation and test splits, clips missing from the copy."""
@@ -276,14 +274,13 @@ def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(t
     datasets.Dataset.from_dict(rows, features=features).to_parquet(str(snapshot / "all" / "train" / "0000.parquet"))
 
     out = tmp_path / "run"
-    args = [
-        sys.executable, str(ROOT / "train_genre.py"), "--config", str(ROOT / "configs" / "gtzan-wav2vec2-frozen-filtered.yaml"),
+    monkeypatch.chdir(tmp_path)
+    run_script(
+        monkeypatch, "train_genre", "--config", str(ROOT / "configs" / "gtzan-wav2vec2-frozen-filtered.yaml"),
         "--dataset_name", str(snapshot), "--encoder_name_or_path", str(encoder_dir), "--max_length_seconds", "0.5",
         "--head_hidden_size", "8", "--num_train_epochs", "1", "--embedding_cache_dir", str(tmp_path / "cache"),
         "--decoded_cache_dir", str(tmp_path / "decoded"), "--output_dir", str(out),
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["split_sizes"] == {split: len(names) for split, names in picked.items()}
     assert results["split_protocol"] == "filtered" and results["label_names"] == genres

@@ -23,7 +23,15 @@ def test_known_broken_combination_is_refused_before_any_import(monkeypatch):
     assert "\n" not in message
     assert "torch 2.11.0, torchaudio 2.11.1, torchcodec 0.17.0 do not work together" in message
     assert "torchaudio 2.11.1 needs torch 2.13 or newer" in message
-    assert 'pip install "torch==2.14.1" "torchaudio==2.11.0" "torchcodec==0.17.0"' in message
+    tested = stack.TESTED_STACK
+    assert f'pip install "torch=={tested["torch"]}" "torchaudio=={tested["torchaudio"]}"' in message
+
+
+def test_torch_2_15_beside_the_torchaudio_of_older_torch_is_refused(monkeypatch):
+    _found(monkeypatch, torch="2.15.0+cu132", torchaudio="2.11.0")
+    monkeypatch.setattr(stack, "_load_torchaudio", lambda: pytest.fail("a known break must not import torchaudio"))
+    with pytest.raises(stack.IncompatibleStackError, match="torchaudio 2.11.1 loads"):
+        stack.check_stack()
 
 
 def test_cuda_local_version_of_a_working_torch_passes(monkeypatch):

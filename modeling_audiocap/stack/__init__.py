@@ -34,6 +34,8 @@ class KnownBreak:
 # Measured: each combination imported and decoded a file in a fresh venv (see the README's "Tested stack").
 KNOWN_BREAKS = (
     KnownBreak("torchaudio", "==2.11.1", "<2.13", "torchaudio 2.11.1 needs torch 2.13 or newer (undefined symbol)"),
+    KnownBreak("torchaudio", "==2.11.0", ">=2.15", "torchaudio 2.11.0 is built for another CUDA than torch 2.15 and "
+               "refuses to load beside it; torchaudio 2.11.1 loads"),
 )
 
 

@@ -120,7 +120,7 @@ def window_dataset(dataset: datasets.Dataset, processor: AudioCapProcessor) -> d
     def explode(batch: dict) -> dict:
         out = {"input_values": [], "label": [], "clip_index": []}
         for wave, label, clip in zip(batch["waveform"], batch["label"], batch["clip_index"]):
-            for window in processor.windows(torch.as_tensor(np.asarray(wave, dtype=np.float32))):
+            for window in processor.windows(torch.tensor(np.asarray(wave, dtype=np.float32))):  # a writable copy
                 out["input_values"].append(window.numpy())
                 out["label"].append(label)
                 out["clip_index"].append(clip)
