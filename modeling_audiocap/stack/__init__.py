@@ -17,7 +17,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 # The stack the test suite last passed on (constraints.txt pins the same versions; a test keeps the two equal).
-TESTED_STACK = {"python": "3.11", "torch": "2.14.1", "torchaudio": "2.11.0", "torchcodec": "0.17.0", "ffmpeg": "5.1"}
+TESTED_STACK = {"python": "3.11", "torch": "2.15.0", "torchaudio": "2.11.1", "torchcodec": "0.17.0", "ffmpeg": "5.1"}
 TRIO = ("torch", "torchaudio", "torchcodec")
 
 
