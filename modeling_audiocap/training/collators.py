@@ -67,7 +67,7 @@ class CaptionCollator:
     def __call__(self, rows: list[dict]) -> dict:
         waves = []
         for row in rows:
-            wave = torch.as_tensor(row["waveform"])
+            wave = torch.from_numpy(np.array(row["waveform"], dtype=np.float32))  # a writable copy of the row's clip
             waves.append(self.crops.crop(wave, row["clip_index"]) if self.training else self.processor.windows(wave)[0])
         batch = {k: torch.as_tensor(v) for k, v in self.processor.featurize(waves).items()}
         captions = [self.caption(r) for r in rows]

@@ -35,4 +35,6 @@ class EpochCrops(TrainerCallback):
         no longer than the window is itself (as in evaluation: the feature extractor pads it)."""
         entropy = np.random.SeedSequence([self.seed, self.epoch, int(clip_index)]).generate_state(1)[0]
         generator = torch.Generator().manual_seed(int(entropy))
-        return self.processor.windows(torch.as_tensor(wave), random_crop=True, generator=generator)[0]
+        if not isinstance(wave, torch.Tensor):  # a dataset row's read-only array: a writable copy
+            wave = torch.from_numpy(np.array(wave, dtype=np.float32))
+        return self.processor.windows(wave, random_crop=True, generator=generator)[0]
