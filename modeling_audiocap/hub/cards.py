@@ -29,6 +29,11 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def _hub_dataset(dataset: str) -> bool:
+    """Whether a run's `dataset` names a Hub dataset (not a local folder or the built-in set)."""
+    return "/" in dataset and not Path(dataset).exists()
+
+
 def _card_data(results: dict, repo_id: str, pipeline_tag: str, task_name: str, tags: list[str], metrics) -> ModelCardData:
     """Hub metadata with a model-index built from the test split's `metrics` ((type, name, key) triples)."""
     dataset, encoder = results["dataset"], results["encoder"]
@@ -51,7 +56,7 @@ def _card_data(results: dict, repo_id: str, pipeline_tag: str, task_name: str, t
         pipeline_tag=pipeline_tag,
         tags=["audiocap", "music", *tags, results["encoder_mode"]],
         base_model=encoder if "/" in encoder and not encoder.startswith("audiocap/") and not Path(encoder).exists() else None,
-        datasets=[dataset] if "/" in dataset and not Path(dataset).exists() else None,
+        datasets=[dataset] if _hub_dataset(dataset) else None,
         metrics=[metric for metric, _, _ in metrics],
         eval_results=eval_results,
     )
@@ -73,7 +78,7 @@ def write_eval_results(output_dir: Path, results: dict, metric: tuple[str, str])
     is no benchmark on the Hub); returns the file written, or None."""
     source = (results.get("sources") or {}).get("dataset") or {}
     dataset = results["dataset"]
-    if "path" in source or "/" not in dataset or Path(dataset).exists():
+    if "path" in source or not _hub_dataset(dataset):
         return None
     key, name = metric
     entry = EvalResultEntry(
