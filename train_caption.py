@@ -8,25 +8,20 @@ card and the `music-captioning` pipeline.
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
-import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
-    Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     T5ForConditionalGeneration,
 )
 
 from modeling_audiocap import AudioEncoderT5ForCaptioning, resolve_encoder
-from modeling_audiocap.configuration_audiocap import check_attribute_head
 from modeling_audiocap.data.captions import load_caption_dataset
-from modeling_audiocap.data.sources import take_column
 from modeling_audiocap.data.synthetic import CAPTION_COLUMNS
-from modeling_audiocap.hub import package_versions, push_folder, render_caption_card, take_hub_settings
+from modeling_audiocap.hub import render_caption_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.metrics.music_captioning.music_captioning import DEFAULT_TEXT_MODEL
 from modeling_audiocap.pipelines import register_music_captioning, save_pipeline_code
@@ -35,7 +30,12 @@ from modeling_audiocap.training.arguments import (
     AudioDataArguments,
     EncoderArguments,
     parse_with_config,
-    public_settings,
+)
+from modeling_audiocap.training.captioning import (
+    CaptionTrainer,
+    attribute_heads,
+    attribute_references,
+    decode_captions,
 )
 from modeling_audiocap.training.collators import CaptionCollator
 from modeling_audiocap.training.crops import EpochCrops
@@ -43,30 +43,32 @@ from modeling_audiocap.training.genre_data import decode_splits
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.plots import plot_training_curves
-from modeling_audiocap.training.provenance import run_sources
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,
-    model_selection,
+    publish_run,
+    run_settings,
     seeded_sample,
     set_script_arguments,
     start_run,
     train_resuming,
     trained_model,
-    write_results,
 )
 from modeling_audiocap.training.text import small_t5_config, train_caption_tokenizer
 
 logger = logging.getLogger("audiocap.train_caption")
 SCRATCH = "scratch"
+# CaptionArguments results.json lists among the hyper-parameters.
+CAPTION_HYPERPARAMETERS = (
+    "time_reduction_stride", "max_caption_tokens", "attribute_columns", "attribute_loss_weight", "num_beams",
+    "beam_early_stopping", "max_new_tokens", "no_repeat_ngram_size", "repetition_penalty",
+)
 # Seq2SeqTrainingArguments this script owns: name -> (value, why).
 SCRIPT_ARGUMENTS = {
     "remove_unused_columns": (False, "the collator reads columns the model does not take (waveforms, captions)"),
     "predict_with_generate": (True, "evaluation scores generated captions"),
     "label_names": (["labels"], "the collator puts the caption tokens in `labels`"),
 }
-# Attribute columns of the built-in set that the generated captions are checked against.
-BUILTIN_ATTRIBUTES = ("genre", "tempo_class", "mode", "instrument", "drums", "tempo_bpm")
 
 
 @dataclass
@@ -120,44 +122,6 @@ class CaptionArguments:
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh instead of resuming."})
 
 
-def attribute_heads(train: Dataset, columns: str | None, source: str) -> dict | None:
-    """`--attribute_columns` as `AudioCaptionConfig.attribute_heads`, from the training clips: the classes of a text
-    (or class-label) column, the mean and spread of a numeric one (or of a text one that holds only numbers, as a
-    `metadata.csv` column may)."""
-    heads = {}
-    for name in [c.strip() for c in (columns or "").split(",") if c.strip()]:
-        take_column(DatasetDict(train=train), name, name, "attribute", source, "--attribute_columns")
-        feature, values = train.features[name], train[name]
-        refuse_missing_values(name, values, source)
-        if isinstance(feature, ClassLabel):
-            heads[name] = {"labels": list(feature.names)}
-        elif (numbers := as_numbers(values)) is not None:
-            heads[name] = {"mean": float(numbers.mean()), "std": float(numbers.std())}
-        else:
-            heads[name] = {"labels": sorted(set(map(str, values)))}
-        check_attribute_head(name, heads[name])
-    return heads or None
-
-
-def refuse_missing_values(name: str, values: list, source: str) -> None:
-    """An attribute head learns from every training clip: a clip without a value (None, NaN or empty text) is
-    refused, naming the column, the count and the first such row."""
-    missing = [i for i, v in enumerate(values) if v is None or v != v or (isinstance(v, str) and not v.strip())]
-    if missing:
-        raise ValueError(
-            f"--attribute_columns: column {name!r} of {source}'s training clips has no value in {len(missing)} of "
-            f"{len(values)} clips (the first is row {missing[0]}); fill them in or filter those clips out first"
-        )
-
-
-def as_numbers(values: list) -> np.ndarray | None:
-    """`values` as floats, or None when one of them is not a number."""
-    try:
-        return np.asarray([float(v) for v in values], dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-
-
 def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments, train_captions,
                 heads: dict | None = None):
     """The captioner (with the attribute `heads`, if any) and its processor (feature extractor + tokenizer)."""
@@ -199,41 +163,6 @@ def build_model(enc_args: EncoderArguments, cap_args: CaptionArguments, data_arg
     return model, processor
 
 
-class CaptionTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer whose evaluation and test loaders batch with its collator's evaluation form (first window and
-    caption, no attribute labels) while the training loader, built once, keeps random crops, drawn captions and
-    attribute labels through every evaluation; it also keeps the generation settings."""
-
-    def _evaluation_loader(self, make_loader, dataset):
-        training_collator = self.data_collator
-        self.data_collator = training_collator.for_evaluation()
-        try:
-            return make_loader(dataset)
-        finally:
-            self.data_collator = training_collator
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        return self._evaluation_loader(super().get_eval_dataloader, eval_dataset)
-
-    def get_test_dataloader(self, test_dataset):
-        return self._evaluation_loader(super().get_test_dataloader, test_dataset)
-
-    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
-        """As Seq2SeqTrainer's, but the model's generation settings are left as configured: after generating, the
-        parent fills the config's unset fields with defaults (`max_length` 20), which then conflict with
-        `max_new_tokens` in every later caption, and in the saved model."""
-        max_length = self.model.generation_config.max_length
-        try:
-            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
-        finally:
-            self.model.generation_config.max_length = max_length
-
-
-def decode_captions(tokenizer, ids: np.ndarray) -> list[str]:
-    ids = np.where(ids < 0, tokenizer.pad_token_id, ids)
-    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-
-
 def main() -> None:
     enc_args, cap_args, data_args, training_args = parse_with_config(
         (EncoderArguments, CaptionArguments, AudioDataArguments, Seq2SeqTrainingArguments)
@@ -272,70 +201,26 @@ def main() -> None:
     processor.save_pretrained(output_dir)
     save_pipeline_code(output_dir)
     results.update(
-        run_settings(enc_args, cap_args, data_args, training_args),
+        run_settings(
+            enc_args, data_args, training_args, ("caption", cap_args),
+            {key: getattr(cap_args, key) for key in CAPTION_HYPERPARAMETERS},
+            {"text_model": (cap_args.text_model_name_or_path,
+                            enc_args.hub_kwargs(revision=cap_args.text_model_revision))},
+            text_model=cap_args.text_model_name_or_path,
+            connector=cap_args.connector,
+            similarity_model=cap_args.similarity_model,
+        ),
         split_sizes={split: len(ds) for split, ds in decoded.items()},
         skipped_files=skipped,
         sample_captions=samples,
         plots=[p.name for p in plots],
     )
-    write_results(output_dir, results)
-    repo_id = training_args.hub_model_id or output_dir.name
-    render_caption_card(output_dir, results, repo_id)
     logger.info("BERT similarity: train %.4f, test %.4f; test BLEU-4 %.4f; results in %s",
                 results["train"]["bert_similarity"], results["test"]["bert_similarity"], results["test"]["bleu_4"], output_dir)
     for sample in samples["test"]:
         logger.info("generated: %s | reference: %s", sample["generated"], sample["reference"])
-    if hub is not None:
-        push_folder(output_dir, repo_id, f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}", hub)
-
-
-def run_settings(enc_args: EncoderArguments, cap_args: CaptionArguments, data_args: AudioDataArguments,
-                 training_args: Seq2SeqTrainingArguments) -> dict:
-    """The run's set-up as `results.json` records it: model, data, model selection, hyper-parameters (generation
-    included), the resolved configuration and the library versions."""
-    return dict(
-        encoder=enc_args.encoder_name_or_path,
-        encoder_mode=enc_args.encoder_mode,
-        use_layer_weighting=enc_args.use_layer_weighting,
-        text_model=cap_args.text_model_name_or_path,
-        connector=cap_args.connector,
-        similarity_model=cap_args.similarity_model,
-        dataset=data_args.dataset_name,
-        split_protocol=data_args.split_protocol,
-        model_selection=model_selection(training_args),
-        seed=training_args.seed,
-        window_seconds=data_args.max_length_seconds,
-        hyperparameters={
-            "learning_rate": training_args.learning_rate,
-            "encoder_learning_rate": enc_args.encoder_learning_rate,
-            "epochs": training_args.num_train_epochs,
-            "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
-            "time_reduction_stride": cap_args.time_reduction_stride,
-            "max_caption_tokens": cap_args.max_caption_tokens,
-            "attribute_columns": cap_args.attribute_columns,
-            "attribute_loss_weight": cap_args.attribute_loss_weight,
-            "num_beams": cap_args.num_beams,
-            "beam_early_stopping": cap_args.beam_early_stopping,
-            "max_new_tokens": cap_args.max_new_tokens,
-            "no_repeat_ngram_size": cap_args.no_repeat_ngram_size,
-            "repetition_penalty": cap_args.repetition_penalty,
-        },
-        config={"encoder": public_settings(enc_args), "caption": asdict(cap_args), "data": asdict(data_args),
-                "training": training_args.to_dict()},
-        sources=run_sources(data_args, {
-            "encoder": (enc_args.encoder_name_or_path, enc_args.hub_kwargs()),
-            "text_model": (
-                cap_args.text_model_name_or_path, enc_args.hub_kwargs(revision=cap_args.text_model_revision)
-            ),
-        }),
-        versions=package_versions(),
-    )
-
-
-def attribute_references(clips) -> list[dict]:
-    """The built-in set's known attributes of `clips`, as the caption_attributes metric takes them."""
-    columns = {a: list(clips[a]) for a in BUILTIN_ATTRIBUTES}
-    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+    publish_run(output_dir, results, render_caption_card, training_args, hub,
+                f"audiocap captioner: BERT similarity {results['test']['bert_similarity']:.4f}")
 
 
 def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_metric, attribute_metric,
@@ -368,7 +253,7 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
         train_dataset=decoded["train"],
         eval_dataset=validation,
         data_collator=CaptionCollator(processor, crops, cap_args.max_caption_tokens, train_model.config.attribute_heads),
-        processing_class=tokenizer,
+        processing_class=processor,  # checkpoints carry it (its tokenizer aligns the special tokens)
         compute_metrics=None if validation is None else compute_metrics,
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,
@@ -380,7 +265,7 @@ def evaluate_captions(trainer: CaptionTrainer, decoded: dict, text_metric, attri
     """Caption metrics of every split against the full reference captions (on the built-in set also the attribute
     accuracies), and sample captions. The train split is scored on at most `--max_train_eval_samples` clips (a
     seeded sample; their number is `train_eval_clips`), from their first window as every split."""
-    tokenizer = trainer.processing_class
+    tokenizer = trainer.processing_class.tokenizer
     trainer.compute_metrics = None  # scored below, once, against the untruncated references
     results, samples = {}, {}
     for split in ("train", "validation", "test"):

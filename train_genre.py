@@ -7,7 +7,7 @@ train), `unfrozen` (everything trains, with its own encoder learning rate) and `
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
@@ -19,14 +19,13 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.embedding.output import atomic_write_json
-from modeling_audiocap.hub import package_versions, push_folder, render_genre_card, take_hub_settings
+from modeling_audiocap.hub import package_versions, render_genre_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
 from modeling_audiocap.processing_audiocap import AudioCapProcessor
 from modeling_audiocap.training.arguments import (
     AudioDataArguments,
     EncoderArguments,
     parse_with_config,
-    public_settings,
 )
 from modeling_audiocap.training.collators import WaveformCollator, embedding_collator
 from modeling_audiocap.training.crops import EpochCrops
@@ -41,17 +40,16 @@ from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.plots import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
-    load_splits,
-    model_selection,
     SaveProcessor,
+    load_splits,
+    publish_run,
+    run_settings,
     set_script_arguments,
     start_run,
     train_resuming,
     trained_model,
-    write_results,
 )
 from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
-from modeling_audiocap.training.provenance import run_sources
 
 logger = logging.getLogger("audiocap.train_genre")
 EMBEDDING_SPLITS = ("train", "test")  # PCA plots and mean pairwise cosine similarity, before and after training
@@ -217,7 +215,17 @@ def main() -> None:
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     results.update(
-        run_settings(model, enc_args, genre_args, data_args, training_args, label_names),
+        run_settings(
+            enc_args, data_args, training_args, ("genre", genre_args),
+            {"optimizer": str(training_args.optim),
+             "lora_r": enc_args.lora_r if enc_args.encoder_mode == "lora" else None},
+            num_layers=model.layer_weighting.num_layers if model.layer_weighting is not None else 1,
+            pooling=genre_args.pooling,
+            head_hidden_size=genre_args.head_hidden_size,
+            head_dropout=genre_args.head_dropout,
+            label_names=label_names,
+            window_overlap=data_args.window_overlap,
+        ),
         split_sizes={split: len(ds) for split, ds in decoded.items()},
         skipped_files=skipped,
         mean_cosine={split: {"before": mean_pairwise_cosine(before[split][0]), "after": mean_pairwise_cosine(after[split][0])}
@@ -226,48 +234,10 @@ def main() -> None:
         test_accuracy=results["test"]["accuracy"],
         plots=[p.name for p in plots],
     )
-    write_results(output_dir, results)
-    repo_id = training_args.hub_model_id or output_dir.name
-    render_genre_card(output_dir, results, repo_id)
     logger.info("Train accuracy %.4f; test accuracy %.4f, macro-F1 %.4f; results in %s", results["train"]["accuracy"],
                 results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
-    if hub is not None:
-        push_folder(output_dir, repo_id, f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}", hub)
-
-
-def run_settings(model, enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments,
-                 training_args: TrainingArguments, label_names: list[str]) -> dict:
-    """The run's set-up as `results.json` records it: model, data, model selection, hyper-parameters, the resolved
-    configuration and the library versions."""
-    return dict(
-        encoder=enc_args.encoder_name_or_path,
-        encoder_mode=enc_args.encoder_mode,
-        num_layers=model.layer_weighting.num_layers if model.layer_weighting is not None else 1,
-        use_layer_weighting=enc_args.use_layer_weighting,
-        pooling=genre_args.pooling,
-        head_hidden_size=genre_args.head_hidden_size,
-        head_dropout=genre_args.head_dropout,
-        label_names=label_names,
-        dataset=data_args.dataset_name,
-        split_protocol=data_args.split_protocol,
-        model_selection=model_selection(training_args),
-        seed=training_args.seed,
-        world_size=training_args.world_size,
-        window_seconds=data_args.max_length_seconds,
-        window_overlap=data_args.window_overlap,
-        hyperparameters={
-            "learning_rate": training_args.learning_rate,
-            "encoder_learning_rate": enc_args.encoder_learning_rate,
-            "epochs": training_args.num_train_epochs,
-            "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
-            "optimizer": str(training_args.optim),
-            "lora_r": enc_args.lora_r if enc_args.encoder_mode == "lora" else None,
-        },
-        config={"encoder": public_settings(enc_args), "genre": asdict(genre_args), "data": asdict(data_args),
-                "training": training_args.to_dict()},
-        sources=run_sources(data_args, {"encoder": (enc_args.encoder_name_or_path, enc_args.hub_kwargs())}),
-        versions=package_versions(),
-    )
+    publish_run(output_dir, results, render_genre_card, training_args, hub,
+                f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
 
 
 def make_trainer(train_model, train_rows, validation_rows, collator, processor: AudioCapProcessor, callbacks: list,

@@ -7,11 +7,12 @@ import pytest
 import torch
 from conftest import assert_same_state, caption_model, featurize, tone
 
-import train_caption
 from modeling_audiocap import AudioCaptionConfig, AudioCapProcessor, AudioEncoderT5ForCaptioning
+from modeling_audiocap.training.captioning import CaptionTrainer, attribute_heads
 from modeling_audiocap.training.collators import CaptionCollator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.lora import apply_lora
+from modeling_audiocap.training.text import train_caption_tokenizer
 
 HEADS = {"pitch": {"labels": ["high", "low"]}, "hz": {"mean": 330.0, "std": 110.0}}
 
@@ -21,23 +22,23 @@ def test_attribute_columns_become_heads_from_the_training_clips():
         "mode": ["minor", "major", "minor"], "tempo_bpm": [90.0, 120.0, 150.0], "drums": [2, 0, 1], "caption": ["a"] * 3,
         "bpm_text": ["90", "120.0", "150"],  # a metadata.csv column read as text
     }).cast_column("drums", datasets.ClassLabel(names=["none", "backbeat", "swing"]))
-    heads = train_caption.attribute_heads(train, "mode, tempo_bpm,drums,bpm_text", "my-set")
+    heads = attribute_heads(train, "mode, tempo_bpm,drums,bpm_text", "my-set")
     assert heads["bpm_text"] == heads["tempo_bpm"]
     assert heads["mode"] == {"labels": ["major", "minor"]}
     assert heads["tempo_bpm"] == {"mean": 120.0, "std": pytest.approx(np.std([90, 120, 150]))}
     assert heads["drums"] == {"labels": ["none", "backbeat", "swing"]}
-    assert train_caption.attribute_heads(train, None, "my-set") is None
+    assert attribute_heads(train, None, "my-set") is None
     with pytest.raises(ValueError, match=r"my-set has no attribute column 'key' \(columns: mode, tempo_bpm, drums, caption, bpm_text\)"):
-        train_caption.attribute_heads(train, "key", "my-set")
+        attribute_heads(train, "key", "my-set")
     with pytest.raises(ValueError, match="'caption' needs either two or more 'labels'"):
-        train_caption.attribute_heads(train.select([0]), "caption", "my-set")
+        attribute_heads(train.select([0]), "caption", "my-set")
     # A clip without a value is refused (not a "None" class, not a NaN mean), whatever the column's type.
     gaps = datasets.Dataset.from_dict({"bpm": [90.0, None, float("nan")], "mode": ["major", "", "minor"],
                                        "key": ["C", None, "D"]})
     for column, count, row in (("bpm", 2, 1), ("mode", 1, 1), ("key", 1, 1)):
         with pytest.raises(ValueError, match=rf"column '{column}' of my-set's training clips has no value in {count} "
                                              rf"of 3 clips \(the first is row {row}\)"):
-            train_caption.attribute_heads(gaps, column, "my-set")
+            attribute_heads(gaps, column, "my-set")
 
 
 @pytest.mark.parametrize("spec", [{"labels": ["one"]}, {"mean": 1.0, "std": 0.0}, {"labels": ["a", "b"], "mean": 0, "std": 1}])
@@ -51,7 +52,7 @@ def test_a_head_that_cannot_learn_is_refused(spec):
 def test_the_collator_feeds_the_heads_while_training_only():
     processor = AudioCapProcessor(
         feature_extractor=caption_model("wav2vec2")[1].feature_extractor,
-        tokenizer=train_caption.train_caption_tokenizer(["a high tone", "a low tone"], 64), window_seconds=0.5,
+        tokenizer=train_caption_tokenizer(["a high tone", "a low tone"], 64), window_seconds=0.5,
     )
     collator = CaptionCollator(processor, EpochCrops(processor, 0), 16, HEADS)
     rows = [{"waveform": tone(0.5, 16000, f), "clip_index": i, "caption": "a tone", "pitch": p, "hz": f}
@@ -71,7 +72,7 @@ def test_training_batches_stay_training_batches_through_evaluations(tmp_path):
 
     model, resolved = caption_model("wav2vec2", attribute_heads=HEADS)
     processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=0.5,
-                                  tokenizer=train_caption.train_caption_tokenizer(["a high tone", "a low tone"], 64))
+                                  tokenizer=train_caption_tokenizer(["a high tone", "a low tone"], 64))
     clips = datasets.Dataset.from_list([
         {"waveform": tone(1.0, 16000, f), "clip_index": i, "caption": "a tone", "pitch": p, "hz": f}
         for i, (f, p) in enumerate([(440.0, "high"), (220.0, "low"), (460.0, "high"), (200.0, "low")])
@@ -79,8 +80,8 @@ def test_training_batches_stay_training_batches_through_evaluations(tmp_path):
     crops = EpochCrops(processor, 0)
     args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, report_to="none",
                                     per_device_eval_batch_size=2, remove_unused_columns=False)
-    trainer = train_caption.CaptionTrainer(model=model, args=args, train_dataset=clips, eval_dataset=clips,
-                                           data_collator=CaptionCollator(processor, crops, 16, HEADS), callbacks=[crops])
+    trainer = CaptionTrainer(model=model, args=args, train_dataset=clips, eval_dataset=clips,
+                             data_collator=CaptionCollator(processor, crops, 16, HEADS), callbacks=[crops])
     train_loader = trainer.get_train_dataloader()
     assert "attribute_labels" in next(iter(train_loader))
     assert "attribute_labels" not in next(iter(trainer.get_eval_dataloader()))

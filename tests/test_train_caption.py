@@ -8,6 +8,8 @@ import pytest
 import yaml
 from conftest import run_script
 
+from modeling_audiocap import AudioCapProcessor
+
 pytestmark = pytest.mark.slow  # whole training runs
 
 
@@ -41,6 +43,9 @@ def test_train_caption_writes_a_publishable_captioner(tmp_path, encoder_dir, mon
         assert 56 < config["attribute_heads"]["tempo_bpm"]["mean"] < 176
         assert results["hyperparameters"]["attribute_columns"] == attributes
     assert (out / "pipelines.py").exists() and (out / "tokenizer.json").exists()
+    checkpoint = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    saved = AudioCapProcessor.from_pretrained(checkpoint)  # a checkpoint is a complete captioner folder
+    assert saved.tokenizer is not None and saved.window_seconds == 1.0
     card = (out / "README.md").read_text()
     assert yaml.safe_load(card.split("---")[1])["model-index"][0]["results"]
     assert "| metric | train | validation | test |" in card and "![training_curves.png]" in card

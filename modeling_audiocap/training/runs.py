@@ -3,7 +3,9 @@ validation), resuming, unwrapping LoRA."""
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import transformers
 from datasets import Dataset, DatasetDict, concatenate_datasets
@@ -20,7 +22,9 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, 
 
 from ..data.synthetic import generate_music_set
 from ..embedding.output import atomic_write_json
-from .arguments import AudioDataArguments
+from ..hub import HubSettings, package_versions, push_folder
+from .arguments import AudioDataArguments, EncoderArguments, public_settings
+from .provenance import run_sources
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +166,64 @@ def write_results(output_dir: Path, results: dict) -> Path:
     path = Path(output_dir) / "results.json"
     atomic_write_json(path, results, sort_keys=False)
     return path
+
+
+def run_settings(
+    enc_args: EncoderArguments,
+    data_args: AudioDataArguments,
+    training_args: TrainingArguments,
+    task: tuple[str, Any],
+    hyperparameters: dict,
+    models: dict[str, tuple[str, dict]] | None = None,
+    **settings,
+) -> dict:
+    """The run's set-up as `results.json` records it: the encoder, the task's `settings`, the data, how the model was
+    chosen, the hyper-parameters (the shared ones and the task's), the resolved configuration (`task` is the task's
+    `(name, arguments dataclass)`), what every input resolved to (the encoder and `models`: role -> (name, Hub
+    arguments)) and the library versions."""
+    name, task_args = task
+    return dict(
+        encoder=enc_args.encoder_name_or_path,
+        encoder_mode=enc_args.encoder_mode,
+        use_layer_weighting=enc_args.use_layer_weighting,
+        **settings,
+        dataset=data_args.dataset_name,
+        split_protocol=data_args.split_protocol,
+        model_selection=model_selection(training_args),
+        seed=training_args.seed,
+        world_size=training_args.world_size,
+        window_seconds=data_args.max_length_seconds,
+        hyperparameters={
+            "learning_rate": training_args.learning_rate,
+            "encoder_learning_rate": enc_args.encoder_learning_rate,
+            "epochs": training_args.num_train_epochs,
+            "batch_size": training_args.per_device_train_batch_size * training_args.world_size,
+            **hyperparameters,
+        },
+        config={"encoder": public_settings(enc_args), name: asdict(task_args), "data": asdict(data_args),
+                "training": training_args.to_dict()},
+        sources=run_sources(
+            data_args, {"encoder": (enc_args.encoder_name_or_path, enc_args.hub_kwargs()), **(models or {})}
+        ),
+        versions=package_versions(),
+    )
+
+
+def publish_run(
+    output_dir: Path,
+    results: dict,
+    render_card: Callable[[Path, dict, str], Any],
+    training_args: TrainingArguments,
+    hub: HubSettings | None,
+    summary: str,
+) -> None:
+    """The end of every run: `results.json`, the model card (`render_card`), and with `--push_to_hub` the folder
+    pushed to `--hub_model_id` (the folder's name by default) with `summary` as the commit message."""
+    write_results(output_dir, results)
+    repo_id = training_args.hub_model_id or output_dir.name
+    render_card(output_dir, results, repo_id)
+    if hub is not None:
+        push_folder(output_dir, repo_id, summary, hub)
 
 
 def trained_model(trainer: Trainer, encoder_mode: str):
