@@ -175,7 +175,7 @@ def main() -> None:
     model, processor = build_model(enc_args, cap_args, data_args,
                                    [c for captions in splits["train"]["captions"] for c in captions], heads)
     with training_args.main_process_first(desc="prepare data"):
-        decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
+        decoded, skipped = decode_splits(splits, processor.audio, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
 
     if enc_args.encoder_mode == "frozen":
         model.freeze_encoder()
@@ -243,7 +243,7 @@ def make_trainer(train_model, decoded: dict, processor: AudioCapProcessor, text_
     set_script_arguments(training_args, "train_caption.py", SCRIPT_ARGUMENTS)
     if validation is None:
         evaluate_without_validation(training_args, cap_args.early_stopping_patience)
-    crops = EpochCrops(processor, training_args.seed)
+    crops = EpochCrops(processor.audio, training_args.seed)
     callbacks = [crops]
     if cap_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(cap_args.early_stopping_patience))

@@ -38,7 +38,7 @@ from modeling_audiocap import resolve_encoder
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.encoder_families import short_names
 from modeling_audiocap.hub import package_versions, push_folder, take_hub_settings
-from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_config_overrides, parse_with_config
 from modeling_audiocap.training.augment import (
     attach_spectrogram_augmentation,
@@ -145,13 +145,13 @@ def genre_splits(data_args: AudioDataArguments, args: ContrastiveArguments, seed
                        label_column_name=args.label_column_name)
 
 
-def probe_processor(feature_extractor, data_args: AudioDataArguments) -> AudioCapProcessor:
+def probe_processor(feature_extractor, data_args: AudioDataArguments) -> AudioCapFeatureExtractor:
     """How the probe reads clips: the encoder's rate, `--max_length_seconds` windows every `--window_overlap`."""
-    return AudioCapProcessor(feature_extractor=feature_extractor, window_seconds=data_args.max_length_seconds,
+    return AudioCapFeatureExtractor(feature_extractor=feature_extractor, window_seconds=data_args.max_length_seconds,
                              hop_seconds=data_args.hop_seconds)
 
 
-def probe_encoders(encoders: dict, decoded: dict, processor: AudioCapProcessor, args: ContrastiveArguments, device,
+def probe_encoders(encoders: dict, decoded: dict, processor: AudioCapFeatureExtractor, args: ContrastiveArguments, device,
                    extra=None):
     """Clip embeddings of every split for each named encoder, and a linear probe on each (plus fusions)."""
     labels = {split: np.asarray(ds["label"]) for split, ds in decoded.items()}
@@ -184,7 +184,7 @@ class Run:
     data_args: AudioDataArguments
     training_args: TrainingArguments
     model: ContrastiveModel
-    processor: AudioCapProcessor
+    processor: AudioCapFeatureExtractor
     random_encoder: torch.nn.Module
     random_start: bool
     crop: int

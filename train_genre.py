@@ -21,7 +21,7 @@ from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.embedding.output import atomic_write_json
 from modeling_audiocap.hub import package_versions, render_genre_card, take_hub_settings
 from modeling_audiocap.metrics import load_metric
-from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 from modeling_audiocap.training.arguments import (
     AudioDataArguments,
     EncoderArguments,
@@ -40,7 +40,6 @@ from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.plots import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
-    SaveProcessor,
     load_splits,
     publish_run,
     run_settings,
@@ -103,7 +102,7 @@ def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_arg
         window_seconds=data_args.max_length_seconds,
         clap_output=enc_args.clap_output,
     )
-    processor = AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=data_args.max_length_seconds,
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=data_args.max_length_seconds,
                                   hop_seconds=data_args.hop_seconds)
     return model, processor
 
@@ -240,7 +239,7 @@ def main() -> None:
                 f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
 
 
-def make_trainer(train_model, train_rows, validation_rows, collator, processor: AudioCapProcessor, callbacks: list,
+def make_trainer(train_model, train_rows, validation_rows, collator, processor: AudioCapFeatureExtractor, callbacks: list,
                  metric, label_names: list[str], enc_args: EncoderArguments, genre_args: GenreArguments,
                  training_args: TrainingArguments) -> Trainer:
     """The Trainer: validation each epoch and the best epoch kept, or (no validation split) the last epoch; every
@@ -250,13 +249,13 @@ def make_trainer(train_model, train_rows, validation_rows, collator, processor: 
         evaluate_without_validation(training_args, genre_args.early_stopping_patience)
     if genre_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(genre_args.early_stopping_patience))
-    callbacks.append(SaveProcessor(processor))
     return Trainer(
         model=train_model,
         args=training_args,
         train_dataset=train_rows,
         eval_dataset=validation_rows,
         data_collator=collator,
+        processing_class=processor,  # every checkpoint carries it
         compute_metrics=None if validation_rows is None else split_metrics(metric, validation_rows, label_names),
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,

@@ -24,7 +24,7 @@ from modeling_audiocap import resolve_encoder
 from modeling_audiocap.embedding.runtime import LayerEmbedder, inference_ready, load_encoder
 from modeling_audiocap.modeling_audiocap import mean_pool
 from modeling_audiocap.encoder_families import encoder_family
-from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
 from .common import PeakMemory, timed
 from .configs import ENCODERS, EncoderSpec
@@ -47,7 +47,7 @@ def music_like(seconds: float, rate: int, seed: int) -> np.ndarray:
 
 
 def featurized_batch(loaded, batch: int, seconds: float, seed: int = 0) -> dict:
-    processor = AudioCapProcessor(loaded.feature_extractor)
+    processor = AudioCapFeatureExtractor(loaded.feature_extractor)
     waves = [torch.from_numpy(music_like(seconds, loaded.sampling_rate, seed + i)) for i in range(batch)]
     return processor.featurize(waves)
 

@@ -30,7 +30,7 @@ from modeling_audiocap import extract_embeddings, load_audio, resolve_encoder, w
 from modeling_audiocap.embedding.runtime import load_encoder
 from modeling_audiocap.modeling_audiocap import mean_pool
 from modeling_audiocap.encoder_families import encoder_family
-from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
 from .common import PeakMemory, sync
 from .configs import wav2vec2_base
@@ -59,7 +59,7 @@ def write_track(path: Path, seconds: float, seed: int = 0, rate: int = SOURCE_RA
 
 
 def naive_files(files: list[Path], loaded, window_seconds: float, device: torch.device) -> list[np.ndarray]:
-    processor = AudioCapProcessor(loaded.feature_extractor)
+    processor = AudioCapFeatureExtractor(loaded.feature_extractor)
     window = int(round(window_seconds * loaded.sampling_rate))
     out = []
     for path in files:
@@ -140,7 +140,7 @@ from bench.common import peak_mib, reset_peak, rss_mib, set_malloc_mmap_threshol
 set_malloc_mmap_threshold()
 from transformers import Wav2Vec2Config
 from modeling_audiocap import extract_embeddings, load_audio, resolve_encoder, window_starts
-from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 mode, folder = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
 config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -172,7 +172,7 @@ for minutes in (3, 30):
     elif mode == "pipeline":
         classify(path)
     else:
-        processor = AudioCapProcessor(encoder.feature_extractor)
+        processor = AudioCapFeatureExtractor(encoder.feature_extractor)
         wave = load_audio(path, 16000)
         with torch.no_grad():
             for s in window_starts(wave.shape[0], 160000):

@@ -7,7 +7,7 @@ resampling, its default) and `librosa.util.normalize`. Reported: audio seconds p
 the ratio, and how far apart the two outputs are (signal-to-difference ratio in dB).
 
 `run_serving`: a saved genre model (MERT-95M-shaped encoder, random weights, 5 s windows) classifies the same kind
-of files through `pipeline("audio-classification", ...)` and by hand (`load_audio` -> the saved `AudioCapProcessor`
+of files through `pipeline("audio-classification", ...)` and by hand (`load_audio` -> the saved `AudioCapFeatureExtractor`
 -> the model -> mean logits over the windows), side by side: the largest score difference (0 when serving feeds the
 model what training fed it) and the pipeline's time over the hand-fed time.
 """
@@ -98,14 +98,14 @@ def run(files: int = 6, seconds: float = 30.0, rounds: int = 5, log=print) -> di
 
 def _genre_model_dir(folder: Path) -> Path:
     """A MERT-95M-shaped genre model with its processor, saved as train_genre.py saves one."""
-    from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, MERTConfig
+    from modeling_audiocap import AudioCapFeatureExtractor, AudioEncoderForGenreClassification, MERTConfig
     from modeling_audiocap.encoders import resolve_encoder
 
     resolved = resolve_encoder(MERTConfig(sampling_rate=TARGET_RATE))
     labels = dict(enumerate(("blues", "classical", "jazz", "metal", "pop")))
     model = AudioEncoderForGenreClassification.from_encoder_pretrained(resolved, labels, window_seconds=5.0).eval()
     model.save_pretrained(folder)
-    AudioCapProcessor(feature_extractor=resolved.feature_extractor, window_seconds=5.0).save_pretrained(folder)
+    AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor, window_seconds=5.0).save_pretrained(folder)
     return folder
 
 
@@ -114,7 +114,7 @@ def run_serving(files: int = 2, seconds: float = 20.0, rounds: int = 2, log=prin
     import torch
     from transformers import pipeline
 
-    from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, average_windows
+    from modeling_audiocap import AudioCapFeatureExtractor, AudioEncoderForGenreClassification, average_windows
     from modeling_audiocap.pipelines import AudioGenreClassificationPipeline
 
     results = {"files": files, "track_seconds": seconds, "source": f"{SOURCE_RATE} Hz stereo", "rows": []}
@@ -122,7 +122,7 @@ def run_serving(files: int = 2, seconds: float = 20.0, rounds: int = 2, log=prin
         model_dir = _genre_model_dir(Path(tmp) / "model")
         classify = pipeline("audio-classification", model=str(model_dir), pipeline_class=AudioGenreClassificationPipeline)
         model = AudioEncoderForGenreClassification.from_pretrained(model_dir).eval()
-        processor = AudioCapProcessor.from_pretrained(model_dir)
+        processor = AudioCapFeatureExtractor.from_pretrained(model_dir)
 
         @torch.inference_mode()
         def by_hand(path: Path) -> dict[str, float]:

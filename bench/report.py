@@ -153,7 +153,7 @@ def _serving(results: dict) -> list[str]:
     lines = [
         "", "## Serving: `pipeline(\"audio-classification\")` vs the same model fed by hand", "",
         f"{p['files']} tracks of {p['track_seconds']:g} s ({p['source']}) per format, a saved MERT-95M-shaped genre model "
-        "(random weights, 5 s windows). By hand: `load_audio` -> the saved `AudioCapProcessor` -> the model -> mean "
+        "(random weights, 5 s windows). By hand: `load_audio` -> the saved `AudioCapFeatureExtractor` -> the model -> mean "
         "logits over the windows. A score difference of 0 means serving feeds the model exactly what training fed it.",
         "", "| format | max score difference | pipeline time / by-hand time |", "|---|---:|---:|",
     ]

@@ -12,6 +12,7 @@ check_stack()
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoModel,
     AutoModelForAudioClassification,
     AutoModelForSpeechSeq2Seq,
@@ -45,7 +46,7 @@ from .modeling_scratch import (
     SoundNetModel,
     SpecLSTMModel,
 )
-from .processing_audiocap import AudioCapProcessor, average_windows
+from .processing_audiocap import AudioCapFeatureExtractor, AudioCapProcessor, average_windows
 from .pipelines import AudioGenreClassificationPipeline, MusicCaptioningPipeline, register_music_captioning
 from .embedding import extract_embeddings
 from .saved import register_saved_encoders
@@ -72,10 +73,12 @@ def _register() -> None:
     AudioCaptionConfig.register_for_auto_class()
     AudioEncoderForGenreClassification.register_for_auto_class("AutoModelForAudioClassification")
     AudioEncoderT5ForCaptioning.register_for_auto_class("AutoModelForSpeechSeq2Seq")
-    # AutoProcessor finds the processor of a saved model (by processor_class, or by the model's config), and a saved
-    # processor carries its code (processing_audiocap.py, audio.py) for trust_remote_code loading.
-    AutoProcessor.register(AudioGenreConfig, AudioCapProcessor, exist_ok=True)
+    # AutoFeatureExtractor finds a genre model's audio preprocessing and AutoProcessor a captioner's (by their saved
+    # type, or by the model's config); both carry their code (processing_audiocap.py, audio.py, ...) for
+    # trust_remote_code loading.
+    AutoFeatureExtractor.register(AudioGenreConfig, AudioCapFeatureExtractor, exist_ok=True)
     AutoProcessor.register(AudioCaptionConfig, AudioCapProcessor, exist_ok=True)
+    AudioCapFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     AudioCapProcessor.register_for_auto_class()
     register_music_captioning()
     register_saved_encoders()  # resolve_encoder takes a saved audiocap model as an encoder
@@ -84,6 +87,7 @@ def _register() -> None:
 _register()
 
 __all__ = [
+    "AudioCapFeatureExtractor",
     "AudioCapProcessor",
     "AudioGenreClassificationPipeline",
     "MusicCaptioningPipeline",

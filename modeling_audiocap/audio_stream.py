@@ -307,7 +307,7 @@ def iter_windows(
         sampling_rate: the encoder's rate.
         window: window length in samples; `hop`: hop in samples (`None`: back-to-back windows). The last window is
             aligned to the end of the track; a track shorter than a window is one short window.
-        normalize: peak-normalise the whole track first (as `AudioCapProcessor(normalize=True)` does).
+        normalize: peak-normalise the whole track first (as `AudioCapFeatureExtractor(normalize=True)` does).
         block_seconds: seconds of the source decoded at a time.
         whole_seconds: a track up to this long is resampled in one piece, giving exactly `load_audio`'s samples; a
             longer one is resampled block by block (equal to within float rounding, about 1e-7).

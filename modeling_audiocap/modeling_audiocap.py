@@ -205,7 +205,7 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
 
     The config records `pipelines.AudioGenreClassificationPipeline` as the model's `audio-classification` pipeline
     and `save_pretrained` ships that file with the model's code, so a saved model is served through the training
-    path (`load_audio`, its `AudioCapProcessor`, every evaluation window).
+    path (`load_audio`, its `AudioCapFeatureExtractor`, every evaluation window).
     """
 
     config_class = AudioGenreConfig

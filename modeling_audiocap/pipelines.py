@@ -1,8 +1,9 @@
 """audiocap's pipelines: `audio-classification` for genre models and `music-captioning` for captioners.
 
-Both decode, window and featurise every input with the model's `AudioCapProcessor`, the one path training uses, so
-that a saved model sees in serving exactly what it saw in training (transformers' own `AudioClassificationPipeline`
-decodes with an FFmpeg subprocess instead: another downmix, resampler and length).
+Both decode, window and featurise every input with the model's `AudioCapFeatureExtractor` (a captioner's inside its
+`AudioCapProcessor`), the one path training uses, so that a saved model sees in serving exactly what it saw in
+training (transformers' own `AudioClassificationPipeline` decodes with an FFmpeg subprocess instead: another downmix,
+resampler and length).
 
 - `AudioGenreClassificationPipeline` (a `ChunkPipeline`): every window of the clip (the windows of training's
   evaluation), read block by block from files so that an hour-long track takes no more memory than a clip, goes
@@ -31,7 +32,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
-from .processing_audiocap import AudioCapProcessor, average_windows
+from .processing_audiocap import AudioCapFeatureExtractor, average_windows
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +41,22 @@ GENRE_TASK = "audio-classification"
 SCORE_FUNCTIONS = ("softmax", "sigmoid", "none")
 
 
-def saved_processor(pipe: Pipeline) -> AudioCapProcessor:
-    """The `AudioCapProcessor` saved with the pipeline's model, or one around its feature extractor (and tokenizer)
-    for a model saved without it."""
-    processor = pipe.processor
-    if callable(getattr(processor, "featurize", None)):
-        return processor
+def saved_audio_processor(pipe: Pipeline) -> AudioCapFeatureExtractor:
+    """The audio preprocessing saved with the pipeline's model: a genre model's `AudioCapFeatureExtractor`, a
+    captioner's `AudioCapProcessor`'s audio side, or, for a model saved without either, one around its encoder's
+    feature extractor, windowed by the model's config."""
+    for saved in (pipe.feature_extractor, getattr(pipe.processor, "audio", None)):
+        if callable(getattr(saved, "clip_features", None)):
+            return saved
     if pipe.feature_extractor is None:
         raise ValueError(
-            f"{pipe.model.name_or_path or type(pipe.model).__name__} has neither an AudioCapProcessor "
-            "(processor_config.json) nor a feature extractor (preprocessor_config.json) to featurise audio; "
-            "save the processor with the model or pass processor="
+            f"{pipe.model.name_or_path or type(pipe.model).__name__} has no feature extractor to featurise audio "
+            "(preprocessor_config.json or processor_config.json); save the processor with the model or pass "
+            "feature_extractor="
         )
-    logger.info("No AudioCapProcessor saved with %s: using its feature extractor", pipe.model.name_or_path)
-    return AudioCapProcessor(feature_extractor=pipe.feature_extractor, tokenizer=pipe.tokenizer)
+    logger.info("No audiocap feature extractor saved with %s: using its encoder's", pipe.model.name_or_path)
+    window_seconds = getattr(pipe.model.config, "window_seconds", None)
+    return AudioCapFeatureExtractor(pipe.feature_extractor, window_seconds=window_seconds)
 
 
 class AudioGenreClassificationPipeline(ChunkPipeline):
@@ -61,10 +64,10 @@ class AudioGenreClassificationPipeline(ChunkPipeline):
 
     Input: a file path, encoded bytes, an `(array, rate)` pair, a `{"array", "sampling_rate"}` dict (or
     transformers' `{"raw", "sampling_rate"}`), a `datasets` Audio value or a torchcodec `AudioDecoder`; a raw 1-D
-    array needs `sampling_rate=` (its rate). The model's `AudioCapProcessor` decodes it (`load_audio`'s mean of the
+    array needs `sampling_rate=` (its rate). The model's `AudioCapFeatureExtractor` decodes it (`load_audio`'s mean of the
     channels and torchaudio resampling to the processor's rate), peak-normalises it if the processor says so, and
     cuts it into every window of the processor's `window_seconds` (the model config's when the processor has none)
-    as in evaluation. Files are read block by block (`AudioCapProcessor.iter_windows`) and the windows go through
+    as in evaluation. Files are read block by block (`AudioCapFeatureExtractor.iter_windows`) and the windows go through
     the model `window_batch_size` at a time, so a long track takes memory bounded by the window, not the track.
 
     Returns transformers' audio-classification format: `[{"label": str, "score": float}, ...]`, best first, `top_k`
@@ -72,8 +75,8 @@ class AudioGenreClassificationPipeline(ChunkPipeline):
     Unusable audio raises `AudioDecodingError` naming the source.
     """
 
-    _load_processor = None  # the saved AudioCapProcessor when there is one (processor_config.json) ...
-    _load_feature_extractor = None  # ... else one is built around the encoder's feature extractor
+    _load_processor = False
+    _load_feature_extractor = None  # the saved AudioCapFeatureExtractor (or the encoder's own, then wrapped)
     _load_image_processor = False
     _load_tokenizer = False
 
@@ -85,16 +88,13 @@ class AudioGenreClassificationPipeline(ChunkPipeline):
         self.audio_processor = self._audio_processor()
         self.model.eval()
 
-    def _audio_processor(self) -> AudioCapProcessor:
-        """The model's saved processor, windowed by the config when it has no window of its own."""
-        processor = saved_processor(self)
-        if processor.window_seconds is None:
-            processor = type(processor)(
-                feature_extractor=processor.feature_extractor,
-                window_seconds=self.model.config.window_seconds,
-                normalize=processor.normalize,
-            )
-        return processor
+    def _audio_processor(self) -> AudioCapFeatureExtractor:
+        """The model's saved audio preprocessing, windowed by the config when it has no window of its own."""
+        audio = saved_audio_processor(self)
+        if audio.window_seconds is None:
+            audio = type(audio)(audio.feature_extractor, window_seconds=self.model.config.window_seconds,
+                                normalize=audio.normalize)
+        return audio
 
     def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None,
                              sampling_rate: int | None = None, **kwargs):
@@ -190,21 +190,22 @@ class MusicCaptioningPipeline(Pipeline):
     at call time.
     """
 
-    _load_processor = None  # the saved AudioCapProcessor (with its tokenizer) when there is one ...
+    _load_processor = None  # the saved AudioCapProcessor (its tokenizer and audio side) when there is one ...
     _load_image_processor = False
     _load_feature_extractor = None  # ... else the encoder's feature extractor and the tokenizer
     _load_tokenizer = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        processor = saved_processor(self)
         if self.tokenizer is None:
-            self.tokenizer = processor.tokenizer
-        self.audio_processor = type(processor)(
-            feature_extractor=processor.feature_extractor,
-            tokenizer=processor.tokenizer,
-            window_seconds=processor.window_seconds or getattr(self.model.config, "window_seconds", None),
-            normalize=processor.normalize,
+            self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.tokenizer is None:
+            raise ValueError(f"{self.model.name_or_path} has no tokenizer saved with it to write captions; pass tokenizer=")
+        audio = saved_audio_processor(self)
+        self.audio_processor = type(audio)(
+            audio.feature_extractor,
+            window_seconds=audio.window_seconds or getattr(self.model.config, "window_seconds", None),
+            normalize=audio.normalize,
         )
 
     def _sanitize_parameters(self, **kwargs):

@@ -1,10 +1,10 @@
-"""`AudioCapProcessor`: raw audio (and captions) -> the inputs of an audiocap model, exactly as in training.
+"""Raw audio (and captions) -> the inputs of an audiocap model, exactly as in training.
 
-The processor wraps the encoder's own feature extractor (and, for captioning, the T5 tokenizer) and adds audiocap's
+`AudioCapFeatureExtractor` is the audio side: it wraps the encoder's own feature extractor and adds audiocap's
 preprocessing in front of it: decode any source with `audio.load_audio` (paths, `datasets` Audio values, arrays),
-downmix to mono, resample to the feature extractor's rate, optionally peak-normalise, optionally cut fixed-length
-windows (one random crop for training, every window for evaluation), then run the feature extractor the way its
-encoder family expects:
+downmix to mono, resample to the feature extractor's rate, optionally peak-normalise, cut windows (`windows`: every
+evaluation window, or one seeded random crop for training), then run the feature extractor the way its encoder
+family expects:
 
 - waveform encoders (wav2vec2, HuBERT, MERT, WavLM, data2vec-audio): pad to the longest clip, with an
   `attention_mask` when the extractor is configured to return one;
@@ -12,19 +12,19 @@ encoder family expects:
 - AST: fixed-length log-mel features; CLAP: log-mel features with `is_longer`.
 
 `iter_windows(source)` gives the same evaluation windows one at a time, reading files block by block
-(`audio_stream`), for tracks too long to hold: the embedding engine and the genre pipeline use it.
+(`audio_stream`), for tracks too long to hold: the embedding engine and the pipelines use it.
 
-Saved with `save_pretrained` next to a model, it makes the published model preprocess exactly as in training;
-`AudioCapProcessor.from_pretrained` also builds one around an encoder checkpoint that only has a
-`preprocessor_config.json`.
+A genre model's preprocessing is an `AudioCapFeatureExtractor` (its Trainer's `processing_class`; saved as
+`preprocessor_config.json`, found by `AutoFeatureExtractor`). A captioner's is an `AudioCapProcessor`: the same audio
+side (`.audio`) and its tokenizer, which it requires, as `Wav2Vec2Processor` does. Saved next to a model, either
+makes the published model preprocess exactly as in training.
 
-Design (transformers 5 `ProcessorMixin`): `ProcessorMixin` requires every sub-processor named in `__init__` and
-saves / loads each one itself, which cannot express an *optional* tokenizer (a genre model has none). So the feature
-extractor is the one sub-processor `ProcessorMixin` manages (`get_attributes() == ["feature_extractor"]`: it is
-stored nested in `processor_config.json`, next to audiocap's settings and the `auto_map` for remote code), and the
-tokenizer is handled here: saved with its own files (marked `processor_class: AudioCapProcessor` in
-`tokenizer_config.json`) and loaded back only when so marked, so that the tokenizer of an encoder checkpoint
-(e.g. Whisper's) is never mistaken for the captioner's.
+Design (transformers 5 `ProcessorMixin`): the processor's one managed sub-processor is the encoder's feature extractor
+(`get_attributes() == ["feature_extractor"]`: stored nested in `processor_config.json`, next to the window settings
+and the `auto_map` for remote code); the tokenizer is saved with its own files, marked `processor_class:
+AudioCapProcessor` in `tokenizer_config.json`, and loaded back only when so marked, so that the tokenizer of an
+encoder checkpoint (e.g. Whisper's) is never mistaken for the captioner's. `AudioCapFeatureExtractor.from_pretrained`
+reads either form.
 
 This file only uses flat relative imports (`from .audio import ...`) so that it ships as remote code with a model.
 """
@@ -165,7 +165,10 @@ class AudioCapFeatureExtractor(FeatureExtractionMixin):
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
-        output["feature_extractor"] = self.feature_extractor.to_dict()
+        nested = self.feature_extractor.to_dict()
+        for key in ("auto_map", "processor_class"):  # this class's own, at the top level
+            nested.pop(key, None)
+        output["feature_extractor"] = nested
         return output
 
     @classmethod
@@ -176,7 +179,8 @@ class AudioCapFeatureExtractor(FeatureExtractionMixin):
         extractor_dict, kwargs = super().get_feature_extractor_dict(pretrained_model_name_or_path, **kwargs)
         if extractor_dict.get("feature_extractor_type") == cls.__name__:
             return extractor_dict, kwargs
-        settings = _processor_settings(pretrained_model_name_or_path, hub_kwargs)
+        settings = {"window_seconds": None, "hop_seconds": None, "normalize": False}  # so that keywords override them
+        settings.update(_processor_settings(pretrained_model_name_or_path, hub_kwargs))
         return {"feature_extractor": extractor_dict, **settings}, kwargs
 
     # -- preprocessing ----------------------------------------------------------------------------------------------
@@ -319,13 +323,13 @@ class AudioCapFeatureExtractor(FeatureExtractionMixin):
 
 class AudioCapProcessor(ProcessorMixin):
     r"""
-    Preprocessing of an audiocap model: the encoder's feature extractor, an optional tokenizer for captions, and
-    audiocap's own audio settings.
+    Preprocessing of an audiocap captioner, as `Wav2Vec2Processor` is a speech recogniser's: its audio side (the
+    encoder's feature extractor and audiocap's settings, as `AudioCapFeatureExtractor`, `.audio`) and its tokenizer.
 
     Args:
         feature_extractor (`FeatureExtractionMixin`): the audio encoder's feature extractor; its `sampling_rate` is
             the rate every clip is resampled to.
-        tokenizer (`PreTrainedTokenizerBase`, *optional*): the captioner's tokenizer; `text=` becomes `labels`.
+        tokenizer (`PreTrainedTokenizerBase`): the captioner's tokenizer; `text=` becomes `labels`.
         window_seconds (`float`, *optional*): cut clips into windows of this length (`None`: whole clips).
         hop_seconds (`float`, *optional*): hop between evaluation windows (`None`: back-to-back windows). Must not
             exceed `window_seconds`.
@@ -341,8 +345,11 @@ class AudioCapProcessor(ProcessorMixin):
         normalize: bool = False,
     ):
         super().__init__(feature_extractor)
-        if tokenizer is not None and not isinstance(tokenizer, PreTrainedTokenizerBase):
-            raise TypeError(f"tokenizer must be a PreTrainedTokenizerBase or None, got {type(tokenizer).__name__}")
+        if not isinstance(tokenizer, PreTrainedTokenizerBase):
+            raise TypeError(
+                f"AudioCapProcessor needs the captioner's tokenizer, got {type(tokenizer).__name__}; audio alone is "
+                "preprocessed by AudioCapFeatureExtractor"
+            )
         check_windows(window_seconds, hop_seconds)
         self.tokenizer = tokenizer
         self.window_seconds = window_seconds
@@ -364,7 +371,7 @@ class AudioCapProcessor(ProcessorMixin):
             self.tokenizer = tokenizer
 
     def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False, **kwargs) -> list[str]:
-        """Write `processor_config.json` (feature extractor + settings), the tokenizer's files if there is one, and,
+        """Write `processor_config.json` (feature extractor + settings), the tokenizer's files and,
         once `register_for_auto_class()` was called, this file and `audio.py` for `trust_remote_code` loading."""
         save_directory = os.fspath(save_directory)
         os.makedirs(save_directory, exist_ok=True)
@@ -377,9 +384,8 @@ class AudioCapProcessor(ProcessorMixin):
             repo_id = create_repo(repo_id, exist_ok=True, token=token, private=kwargs.get("private")).repo_id
             files_timestamps = self._get_files_timestamps(save_directory)
         files = list(super().save_pretrained(save_directory))
-        if self.tokenizer is not None:
-            self.tokenizer._set_processor_class(self.__class__.__name__)
-            files += list(self.tokenizer.save_pretrained(save_directory))
+        self.tokenizer._set_processor_class(self.__class__.__name__)
+        files += list(self.tokenizer.save_pretrained(save_directory))
         if push_to_hub:
             self._upload_modified_files(
                 save_directory, repo_id, files_timestamps, commit_message=commit_message, token=kwargs.get("token")
@@ -388,24 +394,26 @@ class AudioCapProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "AudioCapProcessor":
-        """Load from a saved processor / audiocap model directory or Hub id, or build one around an encoder checkpoint
-        with only a `preprocessor_config.json`.
+        """Load from a saved captioner's directory or Hub id, or build one around an encoder checkpoint with only a
+        `preprocessor_config.json` and `tokenizer=`.
 
         Settings saved with the processor (`window_seconds`, `hop_seconds`, `normalize`) are restored and can be
         overridden by keyword. The tokenizer is the one saved by this processor, or `tokenizer=` (an instance, or a
-        name / path to load with `AutoTokenizer`).
+        name / path to load with `AutoTokenizer`); without either it is an error.
         """
         tokenizer = kwargs.pop("tokenizer", None)
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
-        processor = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
         elif tokenizer is None:
             tokenizer = cls._load_saved_tokenizer(pretrained_model_name_or_path, **hub_kwargs)
-        if tokenizer is not None and not isinstance(tokenizer, PreTrainedTokenizerBase):
-            raise TypeError(f"tokenizer must be a PreTrainedTokenizerBase or a name, got {type(tokenizer).__name__}")
-        processor.tokenizer = tokenizer
-        return processor
+        if tokenizer is None:
+            raise ValueError(
+                f"{os.fspath(pretrained_model_name_or_path)} has no captioner's tokenizer: pass tokenizer= (an "
+                "instance or a name), or load a genre model's or an encoder's audio preprocessing with "
+                "AudioCapFeatureExtractor.from_pretrained"
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, tokenizer=tokenizer, **kwargs)
 
     @classmethod
     def _load_saved_tokenizer(cls, pretrained_model_name_or_path, **hub_kwargs) -> PreTrainedTokenizerBase | None:
@@ -425,20 +433,15 @@ class AudioCapProcessor(ProcessorMixin):
         return AutoTokenizer.from_pretrained(os.fspath(pretrained_model_name_or_path), **hub_kwargs)
 
     def batch_decode(self, *args, **kwargs):
-        return self._require_tokenizer("decode captions").batch_decode(*args, **kwargs)
+        return self.tokenizer.batch_decode(*args, **kwargs)
 
     def decode(self, *args, **kwargs):
-        return self._require_tokenizer("decode captions").decode(*args, **kwargs)
+        return self.tokenizer.decode(*args, **kwargs)
 
     @property
     def pad_token_id(self) -> int | None:
-        """The tokenizer's padding id (what `Seq2SeqTrainer` pads generated captions with); None without one."""
-        return None if self.tokenizer is None else self.tokenizer.pad_token_id
-
-    def _require_tokenizer(self, what: str) -> PreTrainedTokenizerBase:
-        if self.tokenizer is None:
-            raise ValueError(f"{type(self).__name__} has no tokenizer to {what}; pass tokenizer= when building it")
-        return self.tokenizer
+        """The tokenizer's padding id (what `Seq2SeqTrainer` pads generated captions with)."""
+        return self.tokenizer.pad_token_id
 
     # -- audio: the processor's `AudioCapFeatureExtractor` ---------------------------------------------------------
 
@@ -508,8 +511,7 @@ class AudioCapProcessor(ProcessorMixin):
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     def _labels(self, texts: list[str], max_length: int | None) -> np.ndarray:
-        tokenizer = self._require_tokenizer("turn text= into labels")
-        encoded = tokenizer(
+        encoded = self.tokenizer(
             texts, padding=True, truncation=max_length is not None, max_length=max_length, return_tensors="np"
         )
         ids, mask = encoded["input_ids"], encoded["attention_mask"]

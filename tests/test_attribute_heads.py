@@ -54,7 +54,7 @@ def test_the_collator_feeds_the_heads_while_training_only():
         feature_extractor=caption_model("wav2vec2")[1].feature_extractor,
         tokenizer=train_caption_tokenizer(["a high tone", "a low tone"], 64), window_seconds=0.5,
     )
-    collator = CaptionCollator(processor, EpochCrops(processor, 0), 16, HEADS)
+    collator = CaptionCollator(processor, EpochCrops(processor.audio, 0), 16, HEADS)
     rows = [{"waveform": tone(0.5, 16000, f), "clip_index": i, "caption": "a tone", "pitch": p, "hz": f}
             for i, (f, p) in enumerate([(440.0, "high"), (220.0, "low")])]
     batch = collator(rows)
@@ -77,7 +77,7 @@ def test_training_batches_stay_training_batches_through_evaluations(tmp_path):
         {"waveform": tone(1.0, 16000, f), "clip_index": i, "caption": "a tone", "pitch": p, "hz": f}
         for i, (f, p) in enumerate([(440.0, "high"), (220.0, "low"), (460.0, "high"), (200.0, "low")])
     ])
-    crops = EpochCrops(processor, 0)
+    crops = EpochCrops(processor.audio, 0)
     args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, report_to="none",
                                     per_device_eval_batch_size=2, remove_unused_columns=False)
     trainer = CaptionTrainer(model=model, args=args, train_dataset=clips, eval_dataset=clips,

@@ -92,7 +92,7 @@ def test_training_draws_a_caption_per_clip_and_epoch():
         labels = labels.masked_fill(labels < 0, processor.tokenizer.pad_token_id)
         return processor.tokenizer.batch_decode(labels, skip_special_tokens=True)
 
-    crops = EpochCrops(processor, seed=3)
+    crops = EpochCrops(processor.audio, seed=3)
     collator = CaptionCollator(processor, crops, max_tokens=32)
     per_epoch = []
     for epoch in range(6):
@@ -100,7 +100,7 @@ def test_training_draws_a_caption_per_clip_and_epoch():
         per_epoch.append(drawn(collator))
     assert all(text in rows[c]["captions"] for texts in per_epoch for c, text in enumerate(texts))
     assert len({texts[0] for texts in per_epoch}) > 1  # another caption in another epoch
-    resumed = EpochCrops(processor, seed=3)
+    resumed = EpochCrops(processor.audio, seed=3)
     resumed.on_epoch_begin(None, SimpleNamespace(epoch=4.5), None)
     assert drawn(CaptionCollator(processor, resumed, max_tokens=32)) == per_epoch[4]
     assert drawn(collator.for_evaluation()) == [r["caption"] for r in rows]

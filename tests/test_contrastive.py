@@ -14,7 +14,7 @@ import torch
 from conftest import run_script
 from transformers import TrainingArguments
 
-from modeling_audiocap import AudioCapProcessor, AudioEncoderForGenreClassification, resolve_encoder
+from modeling_audiocap import AudioCapFeatureExtractor, AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.training.arguments import AudioDataArguments, parse_with_config
 from modeling_audiocap.training.augment import (
     AugmentationChain,
@@ -214,8 +214,8 @@ def test_clip_embeddings_and_late_fusion():
     resolved = resolve_encoder("audiocap/samplecnn", config_overrides={"hidden_size": 16, "sampling_rate": RATE})
     encoder, extractor = resolved.model, resolved.feature_extractor
     waves = [music(batch=1, seconds=s, seed=i)[0].numpy() for i, s in enumerate((0.3, 1.0, 1.7))]
-    last = clip_embeddings(encoder, waves, AudioCapProcessor(extractor, window_seconds=0.5))
-    every = clip_embeddings(encoder, waves, AudioCapProcessor(extractor, window_seconds=0.5, hop_seconds=0.25), "all")
+    last = clip_embeddings(encoder, waves, AudioCapFeatureExtractor(extractor, window_seconds=0.5))
+    every = clip_embeddings(encoder, waves, AudioCapFeatureExtractor(extractor, window_seconds=0.5, hop_seconds=0.25), "all")
     assert last.shape == (3, 16) and every.shape == (3, 16 * (encoder.config.num_hidden_layers + 1))
     fused = fuse_embeddings([last, torch.as_tensor(every)])
     assert fused.shape == (3, 16 + every.shape[1])
@@ -234,7 +234,7 @@ def test_contrastive_views_and_probe_windows_are_featurised_as_every_other_path(
     from modeling_audiocap.training.collators import TwoViewCollator
 
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.3)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.3)
     wave = 0.2 + 0.3 * tone(1.3, 16000, 330.0)  # an offset and a scale the feature extractor removes
     views = TwoViewCollator([{"waveform": wave}], 8000, lambda crops, generator: crops, 0, processor)([0])
     for view in views.values():
@@ -337,7 +337,7 @@ def test_train_contrastive_tiny_run(tmp_path, monkeypatch):
     data = {}
     for split, ds in splits.items():
         decoded = decode_dataset(ds, RATE)[0]
-        processor = AudioCapProcessor(loaded.feature_extractor, window_seconds=1.0)
+        processor = AudioCapFeatureExtractor(loaded.feature_extractor, window_seconds=1.0)
         data[split] = (clip_embeddings(loaded.model, decoded["waveform"], processor), np.asarray(decoded["label"]))
     again = linear_probe(data["train"], data["validation"], data["test"])
     assert again["accuracy"] == probe["pretrained_accuracy"] and again["map"] == probe["pretrained_map"]
@@ -348,7 +348,7 @@ def test_two_view_collator_draws_by_seed_epoch_and_batch():
     from modeling_audiocap.training.collators import TwoViewCollator
 
     rows = [{"waveform": music(batch=1, seconds=1.0, seed=i)[0].numpy()} for i in range(4)]
-    processor = AudioCapProcessor(resolve_encoder("audiocap/samplecnn").feature_extractor)
+    processor = AudioCapFeatureExtractor(resolve_encoder("audiocap/samplecnn").feature_extractor)
     collator = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0, processor=processor)
     first = collator([0, 2])
     assert first["view1"].shape == first["view2"].shape == (2, RATE // 4)

@@ -37,7 +37,7 @@ from modeling_audiocap.embedding import (
 from modeling_audiocap import audio_stream as stream
 from modeling_audiocap.embedding.cli import main as cli_main
 from modeling_audiocap.embedding.fftconv import FFTConv1d
-from modeling_audiocap.processing_audiocap import AudioCapProcessor
+from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -97,7 +97,7 @@ def reference_windows(resolved, path: str, starts_seconds, window_seconds: float
     """Each window alone through plain `encode_layers`, as the package's processor feeds it (no batching)."""
     rate = resolved.sampling_rate
     wave_ = load_audio(path, rate)
-    processor = AudioCapProcessor(resolved.feature_extractor)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor)
     window = int(round(window_seconds * rate))
     out = []
     resolved.model.eval()
@@ -138,7 +138,7 @@ def test_batched_windows_equal_single_clip_results(tmp_path, clip_dir, encoders,
     if family == "wav2vec2":
         # why windows are bucketed by length: zero-padding a short clip to a longer one changes what a group-norm
         # encoder gives for it, even pooled over its own frames only
-        processor = AudioCapProcessor(resolved.feature_extractor)
+        processor = AudioCapFeatureExtractor(resolved.feature_extractor)
         short, long_ = load_audio(str(clip_dir / "clip4.wav"), RATE), load_audio(str(clip_dir / "clip5.wav"), RATE)
         features = processor.featurize([short, long_])
         with torch.no_grad():
@@ -193,7 +193,7 @@ def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders,
     hidden state is taken after a final norm: Whisper, pre-norm MERT-v1-330M)."""
     resolved = encoders(family)
     model, config = resolved.model.eval(), resolved.config
-    processor = AudioCapProcessor(resolved.feature_extractor)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor)
     features = processor.featurize([torch.from_numpy(tone(1.0, resolved.sampling_rate))])
     inputs = features.pop("input_values" if "input_values" in features else "input_features")
     mask = features.pop("attention_mask", None)
@@ -282,7 +282,7 @@ def test_file_list_dataset_and_saved_model_inputs(tmp_path, clip_dir, encoders, 
     # a saved audiocap model: its encoder and processor
     model = AudioEncoderForGenreClassification.from_encoder_pretrained(str(encoder_dir), id2label={0: "a", 1: "b"})
     model.save_pretrained(tmp_path / "genre-model")
-    AudioCapProcessor(encoders("wav2vec2").feature_extractor).save_pretrained(tmp_path / "genre-model")
+    AudioCapFeatureExtractor(encoders("wav2vec2").feature_extractor).save_pretrained(tmp_path / "genre-model")
     by_model = run(files, str(tmp_path / "genre-model"), tmp_path / "model")
     for other in (by_dataset, by_saved, by_model):
         for a, b in zip(by_folder["embeddings"], other["embeddings"]):

@@ -9,7 +9,7 @@ import torch
 from torchaudio.datasets import gtzan
 from transformers import Wav2Vec2FeatureExtractor
 
-from modeling_audiocap import AudioCapProcessor
+from modeling_audiocap import AudioCapFeatureExtractor
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.training.arguments import AudioDataArguments
 from modeling_audiocap.training.genre_data import clip_level, decode_dataset, embed_windows, window_dataset
@@ -93,7 +93,7 @@ def test_windows_cover_each_clip_and_clip_logits_are_window_means(tmp_path):
     write_wav(tmp_path / "y" / "short.wav", seconds=0.2, rate=16000)
     whole = audio_dataset([tmp_path / "x" / "long.wav", tmp_path / "y" / "short.wav"], [0, 1])
     decoded, _ = decode_dataset(whole, 16000)
-    rows = window_dataset(decoded, AudioCapProcessor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=0.25))
+    rows = window_dataset(decoded, AudioCapFeatureExtractor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=0.25))
     per_clip = np.bincount(rows["clip_index"])
     lengths = {c: len(w) for c, w in zip(decoded["clip_index"], decoded["waveform"])}
     for clip, count in enumerate(per_clip):
@@ -107,7 +107,7 @@ def test_windows_cover_each_clip_and_clip_logits_are_window_means(tmp_path):
 
 def test_window_overlap_cuts_music2vec_style_half_overlapping_windows(tmp_path):
     args = AudioDataArguments(max_length_seconds=0.25, window_overlap=0.5)
-    processor = AudioCapProcessor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=args.max_length_seconds,
+    processor = AudioCapFeatureExtractor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=args.max_length_seconds,
                                   hop_seconds=args.hop_seconds)
     window, hop = processor.window_samples, processor.hop_samples
     assert (window, hop) == (4000, 2000)
@@ -145,19 +145,19 @@ def test_cached_embeddings_of_a_window_do_not_depend_on_its_batch(tmp_path):
     from conftest import tiny_encoder_config
 
     from modeling_audiocap import AudioEncoderForGenreClassification, AudioGenreConfig, mean_pool, resolve_encoder
-    from modeling_audiocap.processing_audiocap import AudioCapProcessor
+    from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
     write_wav(tmp_path / "x" / "long.wav", seconds=1.0, rate=16000)
     write_wav(tmp_path / "y" / "short.wav", seconds=0.3, rate=16000, freq=330.0)
     decoded, _ = decode_dataset(audio_dataset([tmp_path / "x" / "long.wav", tmp_path / "y" / "short.wav"], [0, 1]),
                                 16000)
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    windows = window_dataset(decoded, AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5))
+    windows = window_dataset(decoded, AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5))
     assert resolved.config.feat_extract_norm == "group"
     model = AudioEncoderForGenreClassification(
         AudioGenreConfig(encoder=resolved.config, num_labels=2, sampling_rate=16000)
     ).eval()
-    processor = AudioCapProcessor(resolved.feature_extractor)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor)
     cached = embed_windows(windows, model, lambda w: dict(processor.featurize(w)), tmp_path / "cache", "tiny", 8)
     assert len(cached) == 3  # two windows of the long clip, one short window
     for row, window in zip(cached, windows["input_values"]):
@@ -174,7 +174,7 @@ def test_epoch_crops_depend_only_on_seed_epoch_and_clip():
     from modeling_audiocap.training.crops import EpochCrops
 
     wave = torch.arange(10_000, dtype=torch.float32)
-    processor = AudioCapProcessor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=1000 / 16000)
+    processor = AudioCapFeatureExtractor(Wav2Vec2FeatureExtractor(sampling_rate=16000), window_seconds=1000 / 16000)
     crops = EpochCrops(processor, seed=5)
     first = [crops.crop(wave, clip)[0].item() for clip in range(6)]
     assert [crops.crop(wave, clip)[0].item() for clip in reversed(range(6))] == first[::-1]

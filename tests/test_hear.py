@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import genre_model, tiny_encoder_config
 
-from modeling_audiocap import AudioCapProcessor, AudioDecodingError, hear, resolve_encoder
+from modeling_audiocap import AudioCapFeatureExtractor, AudioDecodingError, hear, resolve_encoder
 
 
 def test_hear_api_on_a_plain_encoder_dir(tmp_path):
@@ -28,7 +28,7 @@ def test_hear_uses_the_saved_models_layer_weighting(tmp_path):
         model.layer_weighting.weight.zero_()
         model.layer_weighting.weight[0, 1, 0] = 1.0  # select layer 1 only
     model.save_pretrained(tmp_path)
-    AudioCapProcessor(feature_extractor=resolved.feature_extractor).save_pretrained(tmp_path)
+    AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor).save_pretrained(tmp_path)
     wrapped = hear.load_model(str(tmp_path))
     audio = torch.randn(1, 16000) * 0.1
     embeddings, _ = hear.get_timestamp_embeddings(audio, wrapped)
@@ -41,7 +41,7 @@ def test_hear_uses_the_saved_models_layer_weighting(tmp_path):
 def test_whisper_gives_its_frames_that_cover_the_sound():
     """Whisper pads every window to 30 s; its frame mask keeps the 50 frames a second of the sound itself."""
     resolved = resolve_encoder(tiny_encoder_config("whisper"))
-    model = hear.HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor))
+    model = hear.HearModel(resolved.model, resolved.config, AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor))
     embeddings, times = hear.get_timestamp_embeddings(torch.randn(1, 2 * 16000) * 0.1, model)
     assert embeddings.shape == (1, 100, 32) and 1980 < times[0, -1] < 2000
 
@@ -51,7 +51,7 @@ def test_frameless_encoders_give_an_embedding_every_50_ms(family):
     """AST / CLAP: a window centred on each timestamp, 50 ms apart (HEAR's largest hop), zero-padded at the edges."""
     resolved = resolve_encoder(tiny_encoder_config(family))
     rate = resolved.sampling_rate
-    model = hear.HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor),
+    model = hear.HearModel(resolved.model, resolved.config, AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor),
                            timestamp_window_seconds=0.5)
     audio = torch.randn(2, int(1.23 * rate)) * 0.1
     embeddings, times = hear.get_timestamp_embeddings(audio, model)
@@ -68,7 +68,7 @@ def test_frameless_encoders_give_an_embedding_every_50_ms(family):
 @pytest.mark.parametrize("family", ["mert", "ast"])
 def test_non_finite_or_empty_sounds_are_named_never_embedded(family):
     resolved = resolve_encoder(tiny_encoder_config(family))
-    model = hear.HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor),
+    model = hear.HearModel(resolved.model, resolved.config, AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor),
                            window_seconds=1.0)
     audio = torch.randn(3, resolved.sampling_rate) * 0.1
     audio[2, 100] = float("nan")

@@ -18,7 +18,7 @@ from modeling_audiocap.hub.cli import main as push_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_SECRETtest123"
-PUBLISHED = {"config.json", "model.safetensors", "modeling_audiocap.py", "processor_config.json", "README.md",
+PUBLISHED = {"config.json", "model.safetensors", "modeling_audiocap.py", "preprocessor_config.json", "README.md",
              "results.json", "confusion_matrix.png"}
 TRAINING_STATE = {"training_args.bin", "checkpoint-4/model.safetensors", "checkpoint-4/optimizer.pt",
                   "checkpoint-4/training_args.bin", "checkpoint-4/trainer_state.json",

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import caption_model, genre_model
 
 import modeling_audiocap
-from modeling_audiocap import AudioCapProcessor
+from modeling_audiocap import AudioCapFeatureExtractor
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(modeling_audiocap.__file__).parent
@@ -23,7 +23,7 @@ def test_the_flat_modules_are_exactly_the_code_a_saved_model_carries(tmp_path):
     flat = {path.name for path in PACKAGE.glob("*.py")} - {"__init__.py"}
     model, resolved = genre_model("wav2vec2")
     model.save_pretrained(tmp_path / "genre")
-    AudioCapProcessor(feature_extractor=resolved.feature_extractor).save_pretrained(tmp_path / "genre")
+    AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor).save_pretrained(tmp_path / "genre")
     caption_model("wav2vec2")[0].save_pretrained(tmp_path / "caption")
     for folder in ("genre", "caption"):
         assert {path.name for path in (tmp_path / folder).glob("*.py")} == flat, folder

@@ -203,14 +203,14 @@ def test_freezing_modes(family):
 def test_a_saved_genre_model_is_an_encoder_with_what_it_learned(tmp_path, family):
     """`resolve_encoder(genre_model_dir)`: the fine-tuned encoder (not the checkpoint it started from) with the feature
     extractor of the model's processor, e.g. to caption with a genre model trained on one's own data."""
-    from modeling_audiocap import AudioCapProcessor
+    from modeling_audiocap import AudioCapFeatureExtractor
 
     model, resolved = genre_model(family)
     with torch.no_grad():
         for parameter in model.encoder.parameters():
             parameter.add_(0.01)  # "fine-tuned"
     model.save_pretrained(tmp_path)
-    AudioCapProcessor(feature_extractor=resolved.feature_extractor).save_pretrained(tmp_path)
+    AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor).save_pretrained(tmp_path)
     again = resolve_encoder(str(tmp_path))
     assert_same_state(again.model, model.encoder)
     assert again.sampling_rate == resolved.sampling_rate and again.num_layers == resolved.num_layers

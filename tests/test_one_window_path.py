@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from conftest import tiny_encoder_config, tone, write_wav
 
-from modeling_audiocap import AudioCapProcessor, extract_embeddings, hear, resolve_encoder
+from modeling_audiocap import AudioCapFeatureExtractor, AudioCapProcessor, extract_embeddings, hear, resolve_encoder
 from modeling_audiocap.training.collators import CaptionCollator, WaveformCollator
 from modeling_audiocap.training.contrastive import clip_embeddings
 from modeling_audiocap.training.crops import EpochCrops
@@ -19,7 +19,7 @@ RATE = 16000
 
 def test_every_path_cuts_the_processors_windows_and_featurises_them_alike(tmp_path):
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2-layernorm"))  # normalises each window, masks padding
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.3)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.3)
     path = tmp_path / "clip.wav"
     write_wav(path, 0.1 + 0.5 * tone(1.3, RATE, 330.0), RATE)
 
@@ -66,7 +66,7 @@ def test_every_path_cuts_the_processors_windows_and_featurises_them_alike(tmp_pa
     # HEAR: back-to-back windows by the same rule, featurised by the processor
     model = hear.load_model(str(_saved_encoder(resolved, tmp_path / "encoder")), window_seconds=0.5)
     frames, _ = hear.get_timestamp_embeddings(wave[None], model)
-    features = AudioCapProcessor(resolved.feature_extractor).featurize([wave[:8000]])
+    features = AudioCapFeatureExtractor(resolved.feature_extractor).featurize([wave[:8000]])
     with torch.no_grad():
         hidden, _, _ = model.family.encode_layers(model.encoder, features["input_values"], features.get("attention_mask"))
     first_window = hidden.mean(dim=1)[0]  # a plain encoder's HEAR embedding: the mean of its layers, (frames, width)

@@ -1,4 +1,5 @@
-"""AudioCapProcessor: per-family outputs feeding the models, windows, labels, save/load, AutoProcessor, remote code."""
+"""AudioCapFeatureExtractor and AudioCapProcessor: per-family outputs feeding the models, windows, labels, save/load,
+the Auto classes, remote code."""
 
 import json
 import os
@@ -10,9 +11,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import LABELS, WITHOUT_PACKAGE, caption_model, genre_model, tiny_encoder_config, tone
-from transformers import AutoProcessor, PreTrainedTokenizerFast
+from transformers import AutoFeatureExtractor, AutoProcessor, PreTrainedTokenizerFast
 
-from modeling_audiocap import AudioCapProcessor, AudioDecodingError, average_windows, resolve_encoder
+from modeling_audiocap import (
+    AudioCapFeatureExtractor,
+    AudioCapProcessor,
+    AudioDecodingError,
+    average_windows,
+    resolve_encoder,
+)
 
 CAPTION_WORDS = ["<pad>", "</s>", "<unk>", "a", "calm", "piano", "loud", "guitar", "solo", "with", "drums"]
 
@@ -61,7 +68,7 @@ EXPECTED = {
 @pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_outputs_per_family_feed_the_genre_model(family, clips):
     model, resolved = genre_model(family)
-    processor = AudioCapProcessor(resolved.feature_extractor)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor)
     assert processor.sampling_rate == resolved.sampling_rate
     batch = processor(clips)
     assert {k: tuple(v.shape) for k, v in batch.items()} == EXPECTED[family]
@@ -75,7 +82,7 @@ def test_outputs_per_family_feed_the_genre_model(family, clips):
 
 def test_waveform_inputs_match_the_feature_extractor_on_decoded_audio(clips):
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2-layernorm"))
-    processor = AudioCapProcessor(resolved.feature_extractor)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor)
     waves = processor.load(clips)
     assert [w.shape[0] for w in waves] == [16000, 9600, 12800]
     expected = resolved.feature_extractor(
@@ -89,7 +96,7 @@ def test_waveform_inputs_match_the_feature_extractor_on_decoded_audio(clips):
 
 def test_evaluation_windows_map_back_to_their_clips(clips):
     model, resolved = genre_model("wav2vec2-layernorm")
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.25)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.25)
     batch = processor(clips)
     # 1.0 s -> starts 0, .25, .5; 0.6 s -> 0, .1; 0.8 s -> 0, .25, .3
     assert batch["window_clip_index"].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
@@ -104,7 +111,7 @@ def test_evaluation_windows_map_back_to_their_clips(clips):
 
 def test_short_clips_are_one_window_padded_by_the_feature_extractor():
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2-layernorm"))
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=1.0)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=1.0)
     batch = processor([(tone(0.25, 16000), 16000), (tone(1.5, 16000), 16000)])
     assert batch["window_clip_index"].tolist() == [0, 1, 1]
     assert batch["attention_mask"].sum(-1).tolist() == [4000, 16000, 16000]
@@ -112,7 +119,7 @@ def test_short_clips_are_one_window_padded_by_the_feature_extractor():
 
 def test_random_crop_is_reproducible_and_one_window_per_clip(clips):
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=0.5, normalize=True)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, normalize=True)
 
     def crop(seed):
         return processor(clips, random_crop=True, generator=torch.Generator().manual_seed(seed))
@@ -126,8 +133,8 @@ def test_random_crop_is_reproducible_and_one_window_per_clip(clips):
 def test_peak_normalisation_before_the_feature_extractor():
     resolved = resolve_encoder(tiny_encoder_config("whisper"))
     quiet, loud = (0.1 * tone(1.0, 16000), 16000), (tone(1.0, 16000), 16000)
-    plain = AudioCapProcessor(resolved.feature_extractor)
-    normalized = AudioCapProcessor(resolved.feature_extractor, normalize=True)
+    plain = AudioCapFeatureExtractor(resolved.feature_extractor)
+    normalized = AudioCapFeatureExtractor(resolved.feature_extractor, normalize=True)
     assert plain.load(quiet)[0].abs().max() < 0.1
     assert normalized.load(quiet)[0].abs().max() == pytest.approx(1.0)
     features = normalized([quiet, loud])["input_features"]
@@ -154,17 +161,19 @@ def test_captions_become_labels_padded_with_minus_100(clips):
 
 def test_input_errors(clips, tmp_path):
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
-    processor = AudioCapProcessor(resolved.feature_extractor)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor)
     with pytest.raises(ValueError, match="sampling_rate"):
         processor(tone(1.0, 16000))
     assert processor(tone(1.0, 16000), sampling_rate=16000)["input_values"].shape == (1, 16000)
     assert processor(np.stack([tone(1.0, 8000)] * 2), sampling_rate=8000)["input_values"].shape == (2, 16000)
-    with pytest.raises(ValueError, match="no tokenizer"):
-        processor(clips, text=["a"] * 3)
+    with pytest.raises(TypeError, match="needs the captioner's tokenizer"):
+        AudioCapProcessor(resolved.feature_extractor)
     with pytest.raises(AudioDecodingError, match="missing.wav"):
         processor([clips[0], str(tmp_path / "missing.wav")])
     with pytest.raises(ValueError, match="hop_seconds"):
-        AudioCapProcessor(resolved.feature_extractor, window_seconds=1.0, hop_seconds=2.0)
+        AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=1.0, hop_seconds=2.0)
+    with pytest.raises(ValueError, match="hop_seconds"):
+        AudioCapProcessor(resolved.feature_extractor, word_tokenizer(), window_seconds=1.0, hop_seconds=2.0)
     with pytest.raises(ValueError, match="2 captions for 3 clips"):
         AudioCapProcessor(resolved.feature_extractor, word_tokenizer())(clips, text=["a", "a"])
 
@@ -190,32 +199,56 @@ def test_save_and_load_round_trip(clips, tmp_path):
     assert AudioCapProcessor.from_pretrained(tmp_path, window_seconds=1.0).window_seconds == 1.0
 
 
+def test_feature_extractor_save_and_load_round_trip(clips, tmp_path):
+    resolved = resolve_encoder(tiny_encoder_config("mert"))
+    extractor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.25, normalize=True)
+    expected = extractor(clips)
+    extractor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["feature_extractor_type"] == "AudioCapFeatureExtractor"
+    assert saved["feature_extractor"]["feature_extractor_type"] == "Wav2Vec2FeatureExtractor"
+    assert (saved["window_seconds"], saved["hop_seconds"], saved["normalize"]) == (0.5, 0.25, True)
+    loaded = AudioCapFeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.feature_extractor.to_dict() == resolved.feature_extractor.to_dict()
+    got = loaded(clips)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key])
+    assert AudioCapFeatureExtractor.from_pretrained(tmp_path, window_seconds=1.0).window_seconds == 1.0
+
+
 def test_from_an_encoder_checkpoint_with_only_a_preprocessor_config(tmp_path):
     resolved = resolve_encoder(tiny_encoder_config("whisper"))
     resolved.feature_extractor.save_pretrained(tmp_path)
     word_tokenizer().save_pretrained(tmp_path)  # an encoder repo's own tokenizer (as Whisper's) is not the captioner's
     assert sorted(os.listdir(tmp_path)) == ["preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"]
-    processor = AudioCapProcessor.from_pretrained(tmp_path, window_seconds=10.0)
-    assert type(processor.feature_extractor) is type(resolved.feature_extractor)
-    assert processor.sampling_rate == 16000 and processor.window_seconds == 10.0 and processor.tokenizer is None
-    with_tokenizer = AudioCapProcessor.from_pretrained(tmp_path, tokenizer=word_tokenizer())
-    assert with_tokenizer.tokenizer is not None
+    extractor = AudioCapFeatureExtractor.from_pretrained(tmp_path, window_seconds=10.0)
+    assert type(extractor.feature_extractor) is type(resolved.feature_extractor)
+    assert extractor.sampling_rate == 16000 and extractor.window_seconds == 10.0 and not extractor.normalize
+    with pytest.raises(ValueError, match="no captioner's tokenizer"):
+        AudioCapProcessor.from_pretrained(tmp_path)
+    with_tokenizer = AudioCapProcessor.from_pretrained(tmp_path, tokenizer=word_tokenizer(), window_seconds=10.0)
+    assert with_tokenizer.window_seconds == 10.0 and with_tokenizer.audio.window_seconds == 10.0
     assert AudioCapProcessor.from_pretrained(tmp_path, tokenizer=str(tmp_path)).tokenizer.get_vocab()["piano"] == 5
 
 
-def test_auto_processor_finds_it_on_a_saved_model_dir(clips, tmp_path):
+def test_the_auto_classes_find_them_on_saved_model_dirs(clips, tmp_path):
     model, resolved = genre_model("ast")
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=1.0)
-    model.save_pretrained(tmp_path / "with_processor")
-    processor.save_pretrained(tmp_path / "with_processor")
-    loaded = AutoProcessor.from_pretrained(tmp_path / "with_processor")
-    assert type(loaded) is AudioCapProcessor and loaded.window_seconds == 1.0
-    torch.testing.assert_close(loaded(clips)["input_values"], processor(clips)["input_values"])
-    # a model saved with only its feature extractor (no processor_config.json): found through the model's config
-    model.save_pretrained(tmp_path / "feature_extractor_only")
-    resolved.feature_extractor.save_pretrained(tmp_path / "feature_extractor_only")
-    loaded = AutoProcessor.from_pretrained(tmp_path / "feature_extractor_only")
-    assert type(loaded) is AudioCapProcessor and loaded.window_seconds is None
+    extractor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=1.0)
+    model.save_pretrained(tmp_path / "genre")
+    extractor.save_pretrained(tmp_path / "genre")
+    loaded = AutoFeatureExtractor.from_pretrained(tmp_path / "genre")
+    assert type(loaded) is AudioCapFeatureExtractor and loaded.window_seconds == 1.0
+    torch.testing.assert_close(loaded(clips)["input_values"], extractor(clips)["input_values"])
+    # a captioner's processor (the form genre models were saved in before the split): its audio side reads back
+    caption, resolved = caption_model("wav2vec2-layernorm")
+    processor = AudioCapProcessor(resolved.feature_extractor, word_tokenizer(), window_seconds=0.5, hop_seconds=0.25)
+    caption.save_pretrained(tmp_path / "captioner")
+    processor.save_pretrained(tmp_path / "captioner")
+    assert type(AutoProcessor.from_pretrained(tmp_path / "captioner")) is AudioCapProcessor
+    audio = AudioCapFeatureExtractor.from_pretrained(tmp_path / "captioner")
+    assert (audio.window_seconds, audio.hop_seconds) == (0.5, 0.25)
+    torch.testing.assert_close(audio(clips)["input_values"], processor(clips)["input_values"])
 
 
 REMOTE_SCRIPT = WITHOUT_PACKAGE + r"""

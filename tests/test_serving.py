@@ -1,5 +1,5 @@
 """A saved genre model is served exactly as it was trained: `pipeline("audio-classification")` decodes with
-`load_audio`, featurises with the model's `AudioCapProcessor`, takes every evaluation window, averages the logits."""
+`load_audio`, featurises with the model's `AudioCapFeatureExtractor`, takes every evaluation window, averages the logits."""
 
 import json
 import os
@@ -14,7 +14,7 @@ from conftest import WITHOUT_PACKAGE, ffmpeg, tiny_encoder_config, tone, write_f
 from transformers import pipeline
 
 from modeling_audiocap import (
-    AudioCapProcessor,
+    AudioCapFeatureExtractor,
     AudioDecodingError,
     AudioEncoderForGenreClassification,
     AudioGenreConfig,
@@ -36,11 +36,11 @@ def build_like_train_genre(family: str, window_seconds: float, normalize: bool =
     """Model and processor as `train_genre.build_model` makes them (the resolved encoder, built into the model)."""
     resolved = resolve_encoder(tiny_encoder_config(family))
     model = AudioEncoderForGenreClassification.from_encoder_pretrained(resolved, LABELS, window_seconds=window_seconds)
-    processor = AudioCapProcessor(resolved.feature_extractor, window_seconds=window_seconds, normalize=normalize)
+    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=window_seconds, normalize=normalize)
     return model.eval(), processor
 
 
-def training_path(model, processor: AudioCapProcessor, source) -> tuple[dict, torch.Tensor]:
+def training_path(model, processor: AudioCapFeatureExtractor, source) -> tuple[dict, torch.Tensor]:
     """What training's evaluation does with a file: `load_audio` at the processor's rate (peak-normalised when the
     processor says so), every window of `window_starts`, the processor's features, the mean of the windows' logits."""
     wave = load_audio(source, processor.sampling_rate)

@@ -71,7 +71,7 @@ def test_unequal_splits_a_one_clip_last_batch_and_broken_files(tmp_path, encoder
                 "epoch", "--load_best_model_at_end", "true", "--window_overlap", "0.5")
     results = json.loads((out / "results.json").read_text())
     # served with the windows evaluation used: 1 s windows every 0.5 s
-    processor = json.loads((out / "processor_config.json").read_text())
+    processor = json.loads((out / "preprocessor_config.json").read_text())
     assert (processor["window_seconds"], processor["hop_seconds"]) == (1.0, 0.5)
     assert results["split_sizes"] == {"train": 13, "validation": 3, "test": 7}
     for split in ("validation", "test"):

@@ -60,7 +60,7 @@ def test_train_genre_writes_a_publishable_model_repo(tmp_path, encoder_dir, data
     assert results["model_selection"] == "best validation loss"  # transformers' default metric_for_best_model
     assert set(results["mean_cosine"]) == {"train", "test"}
     for name in ("confusion_matrix.png", "pca_train_embeddings.png", "pca_test_embeddings.png", "training_curves.png",
-                 "model.safetensors", "processor_config.json", "config.json", "modeling_audiocap.py"):
+                 "model.safetensors", "preprocessor_config.json", "config.json", "modeling_audiocap.py"):
         assert (out / name).exists(), name
     assert not list(out.glob("adapter_*")), "a LoRA run publishes the merged model"
     card = (out / "README.md").read_text()
@@ -137,7 +137,7 @@ def test_interrupted_run_resumes_and_failed_push_keeps_the_result(tmp_path, enco
     out = run_train(monkeypatch, tmp_path, encoder_dir, data_dir, "frozen")
     checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert checkpoints, "a checkpoint is kept each epoch"
-    assert (checkpoints[-1] / "processor_config.json").exists(), "a checkpoint is a complete model folder"
+    assert (checkpoints[-1] / "preprocessor_config.json").exists(), "a checkpoint is a complete model folder"
     steps_done = int(checkpoints[-1].name.split("-")[1])
     # Train further in the same output_dir: it resumes from the last checkpoint instead of starting over, and the
     # Hub push fails (offline) without losing the local result.

@@ -3,7 +3,7 @@
 Pipeline (one process; `accelerate launch` runs several, each on its own shards):
 
     list clips (folder / files / dataset)  ->  shards of `shard_size` clips
-    DataLoader workers: the encoder's `AudioCapProcessor` decodes each track block by block, cuts its windows and
+    DataLoader workers: the encoder's `AudioCapFeatureExtractor` decodes each track block by block, cuts its windows and
                featurises them (`iter_windows`, `featurize`: the one path training and serving use)
     main loop: bucket windows by input shape (equal length: no padding), run full batches through the encoder
                (`runtime.LayerEmbedder`: inference mode, weight norm folded, bf16 autocast where fast), pool layers
@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..audio import AudioDecodingError
 from ..encoder_families import encoder_family
-from ..processing_audiocap import AudioCapProcessor
+from ..processing_audiocap import AudioCapFeatureExtractor
 from .output import (
     SKIPPED_FILE,
     WORK_DIR,
@@ -136,7 +136,7 @@ class WindowStream(IterableDataset):
         clips: Sequence[Clip],
         dataset: datasets.Dataset | None,
         audio_column: str,
-        processor: AudioCapProcessor,
+        processor: AudioCapFeatureExtractor,
         min_samples: int,
         block_windows: int,
     ):
@@ -497,7 +497,7 @@ class _Plan:
     loaded: LoadedEncoder
     layer_ids: list[int]
     compute_dtype: torch.dtype
-    processor: AudioCapProcessor
+    processor: AudioCapFeatureExtractor
     min_samples: int
     clips: list[Clip]
     dataset: Any
@@ -535,7 +535,7 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
         "num_inputs": len(clips),
         "inputs_digest": inputs_digest(clips),
     }
-    processor = AudioCapProcessor(
+    processor = AudioCapFeatureExtractor(
         loaded.feature_extractor, window_seconds=window_seconds, hop_seconds=hop_seconds, normalize=loaded.normalize
     )
     return _Plan(loaded, layer_ids, compute_dtype, processor, min_samples, clips, dataset,

@@ -3,7 +3,7 @@ turn a batch of equal-length windows into pooled layer embeddings.
 
 - `load_encoder` accepts whatever `resolve_encoder` accepts (Hub id, local encoder checkpoint, config, short name of a
   from-scratch encoder), a `ResolvedEncoder`, or a saved audiocap model directory (genre classifier or captioner:
-  its `.encoder`, with the feature extractor and `normalize` setting of its saved `AudioCapProcessor`).
+  its `.encoder`, with the feature extractor and `normalize` setting of its saved `AudioCapFeatureExtractor`).
 - `choose_dtype("auto", device)`: bfloat16 autocast on CUDA GPUs that support it, and on CPUs with bf16 matrix units
   (AMX or AVX512-BF16, where oneDNN runs bf16 matmuls faster than fp32); float32 elsewhere. On a CPU without them
   (AVX2 only), PyTorch emulates bf16 matmuls and convolutions, several times slower than fp32.

@@ -10,7 +10,7 @@ learned layer weighting of its encoder's layers (a plain encoder: the mean of it
 windows of `window_seconds`; waveform encoders and Whisper give one embedding per encoder frame. AST and CLAP (whose
 outputs are not a time sequence) give one embedding per window, so for them a window of `timestamp_window_seconds`
 is centred on every timestamp, `HOP_MS` (50 ms, the most the HEAR rules allow) apart, zero-padded beyond the sound.
-Scene embeddings are the mean of the timestamp embeddings. Each sound goes through the model's `AudioCapProcessor`
+Scene embeddings are the mean of the timestamp embeddings. Each sound goes through the model's `AudioCapFeatureExtractor`
 as in training (checked, and peak-normalised when the model was trained so): NaN / Inf samples or an empty sound
 raise `AudioDecodingError` naming the sound.
 """
@@ -23,7 +23,7 @@ from ..audio import window_starts
 from ..encoders import resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
-from ..processing_audiocap import AudioCapProcessor
+from ..processing_audiocap import AudioCapFeatureExtractor
 from ..saved import audiocap_model_type, load_audiocap_model
 
 HOP_MS = 50.0  # timestamp hop of frameless encoders
@@ -32,7 +32,7 @@ HOP_MS = 50.0  # timestamp hop of frameless encoders
 class HearModel(nn.Module):
     """An encoder with its layer weighting and feature extractor, exposing the HEAR attributes."""
 
-    def __init__(self, encoder, encoder_config, processor: AudioCapProcessor, layer_weighting=None,
+    def __init__(self, encoder, encoder_config, processor: AudioCapFeatureExtractor, layer_weighting=None,
                  clap_output: str = "projected", window_seconds: float = 10.0, timestamp_window_seconds: float = 1.0):
         super().__init__()
         self.encoder = encoder.eval()
@@ -94,7 +94,7 @@ def load_model(
     resolved = resolve_encoder(model_file_path)
     if resolved.num_layers < 1:
         raise ValueError(f"{model_file_path} has no hidden-state layers to embed")
-    return HearModel(resolved.model, resolved.config, AudioCapProcessor(feature_extractor=resolved.feature_extractor),
+    return HearModel(resolved.model, resolved.config, AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor),
                      window_seconds=window_seconds, timestamp_window_seconds=timestamp_window_seconds)
 
 

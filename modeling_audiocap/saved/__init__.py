@@ -3,7 +3,7 @@
 
 - `audiocap_model_type(name_or_path)`: its `model_type` (`"audiocap_genre"` / `"audiocap_caption"`), or None for
   anything else (an encoder checkpoint, a short name, a missing path).
-- `load_audiocap_model(name_or_path)`: the model and its saved `AudioCapProcessor`; the extraction engine and HEAR
+- `load_audiocap_model(name_or_path)`: the model and its saved `AudioCapFeatureExtractor`; the extraction engine and HEAR
   read the encoder, its layer weighting and its processor from it.
 - `register_saved_encoders()` (called when the package is imported) teaches the encoder resolver to take such a model
   as an encoder (its fine-tuned encoder, with its processor's feature extractor), so
@@ -18,7 +18,7 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 
 from ..encoders import read_config_dict, register_encoder_container
 from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
-from ..processing_audiocap import AudioCapProcessor
+from ..processing_audiocap import AudioCapFeatureExtractor
 
 MODEL_CLASSES: dict[str, type[PreTrainedModel]] = {
     "audiocap_genre": AudioEncoderForGenreClassification,
@@ -41,7 +41,7 @@ def audiocap_model_type(name_or_path: str, **hub_kwargs) -> str | None:
     return model_type if model_type in MODEL_CLASSES else None
 
 
-def load_audiocap_model(name_or_path: str, **hub_kwargs) -> tuple[PreTrainedModel, AudioCapProcessor]:
+def load_audiocap_model(name_or_path: str, **hub_kwargs) -> tuple[PreTrainedModel, AudioCapFeatureExtractor]:
     """A saved audiocap model with its processor, from a local folder or the Hub."""
     model_type = audiocap_model_type(name_or_path, **hub_kwargs)
     if model_type is None:
@@ -49,7 +49,7 @@ def load_audiocap_model(name_or_path: str, **hub_kwargs) -> tuple[PreTrainedMode
             f"{name_or_path!r} is not a saved audiocap model (a config.json of {', '.join(MODEL_CLASSES)})"
         )
     model = MODEL_CLASSES[model_type].from_pretrained(name_or_path, **hub_kwargs)
-    return model, AudioCapProcessor.from_pretrained(name_or_path, **hub_kwargs)
+    return model, AudioCapFeatureExtractor.from_pretrained(name_or_path, **hub_kwargs)
 
 
 def _saved_encoder(name_or_path: str, **hub_kwargs) -> tuple[PreTrainedModel, FeatureExtractionMixin]:

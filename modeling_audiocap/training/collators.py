@@ -14,7 +14,7 @@ import torch
 from transformers import TrainerCallback
 
 from ..audio import cut_windows
-from ..processing_audiocap import AudioCapProcessor
+from ..processing_audiocap import AudioCapFeatureExtractor, AudioCapProcessor
 from .crops import EpochCrops
 
 
@@ -22,7 +22,7 @@ class WaveformCollator:
     """Genre batches of waveform windows: a random window of each clip (training rows with a `waveform`, drawn by
     `crops`) or the fixed evaluation windows (rows with `input_values`); the genre in `labels`."""
 
-    def __init__(self, processor: AudioCapProcessor, crops: EpochCrops):
+    def __init__(self, processor: AudioCapFeatureExtractor, crops: EpochCrops):
         self.processor = processor
         self.crops = crops
 
@@ -116,7 +116,7 @@ class TwoViewCollator(TrainerCallback):
     by a running state, so a run is reproducible with any number of DataLoader workers and a resumed run draws what an
     uninterrupted one does. A Trainer callback that follows the epoch: pass it in `callbacks`."""
 
-    def __init__(self, rows, crop_samples: int, chain, seed: int, processor: AudioCapProcessor):
+    def __init__(self, rows, crop_samples: int, chain, seed: int, processor: AudioCapFeatureExtractor):
         self.rows = rows
         self.processor = processor
         self.crop_samples = crop_samples

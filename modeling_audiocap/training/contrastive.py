@@ -28,7 +28,7 @@ from transformers.feature_extraction_utils import FeatureExtractionMixin
 from ..metrics.ranking import ranking_metrics
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import encoder_family
-from ..processing_audiocap import AudioCapProcessor, average_windows
+from ..processing_audiocap import AudioCapFeatureExtractor, average_windows
 from .probe import class_scores
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def random_init_like(encoder: PreTrainedModel, seed: int = 0) -> PreTrainedModel
 def clip_embeddings(
     encoder: PreTrainedModel,
     waveforms: Sequence[np.ndarray | torch.Tensor],
-    processor: AudioCapProcessor,
+    processor: AudioCapFeatureExtractor,
     layers: str = "last",
     batch_size: int = 32,
     device: torch.device | str | None = None,

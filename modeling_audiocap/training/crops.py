@@ -2,22 +2,22 @@
 
 A crop depends only on `(seed, epoch, clip)`, never on a generator's running state: a run killed and resumed from a
 checkpoint (where the Trainer fetches the next batch before it restores its saved RNG state) sees the same windows in
-the same steps, and so ends with the same weights. The processor cuts it (`AudioCapProcessor.windows`), as it cuts
-every window.
+the same steps, and so ends with the same weights. The processor cuts it (`AudioCapFeatureExtractor.windows`), as it
+cuts every window.
 """
 
 import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..processing_audiocap import AudioCapProcessor
+from ..processing_audiocap import AudioCapFeatureExtractor
 
 
 class EpochCrops(TrainerCallback):
     """One random window per clip and epoch, cut by `processor`; a Trainer callback that follows the epoch (pass it in
     `callbacks`)."""
 
-    def __init__(self, processor: AudioCapProcessor, seed: int):
+    def __init__(self, processor: AudioCapFeatureExtractor, seed: int):
         self.processor = processor
         self.seed = seed
         self.epoch = 0

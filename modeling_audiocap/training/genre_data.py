@@ -18,7 +18,7 @@ from ..audio import AudioDecodingError, load_audio, peak_normalize
 from ..embedding.runtime import LayerEmbedder, LoadedEncoder
 from ..modeling_audiocap import AudioEncoderForGenreClassification
 from ..encoder_families import encoder_family
-from ..processing_audiocap import AudioCapProcessor, average_windows
+from ..processing_audiocap import AudioCapFeatureExtractor, average_windows
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def decode_dataset(
 
 
 def decode_splits(
-    splits: dict[str, datasets.Dataset], processor: AudioCapProcessor, num_proc: int | None = None,
+    splits: dict[str, datasets.Dataset], processor: AudioCapFeatureExtractor, num_proc: int | None = None,
     cache_dir: str | Path | None = None,
 ) -> tuple[dict[str, datasets.Dataset], list[dict[str, str]]]:
     """Every split decoded as the processor reads audio (its rate and `normalize`; `decode_dataset`) and the skipped
@@ -113,7 +113,7 @@ def require_clips(decoded: dict[str, datasets.Dataset], skipped: list[dict[str, 
             raise ValueError(f"The {split} split has no usable clips ({len(lost)} skipped: {detail})")
 
 
-def window_dataset(dataset: datasets.Dataset, processor: AudioCapProcessor) -> datasets.Dataset:
+def window_dataset(dataset: datasets.Dataset, processor: AudioCapFeatureExtractor) -> datasets.Dataset:
     """One row per evaluation window the processor cuts (`input_values`, `label`, `clip_index`); a short clip is one
     short window (the feature extractor pads and masks it)."""
 

@@ -9,16 +9,8 @@ from typing import Any
 
 import transformers
 from datasets import Dataset, DatasetDict, concatenate_datasets
-from transformers import (
-    ProcessorMixin,
-    Trainer,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-    TrainingArguments,
-    set_seed,
-)
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, get_last_checkpoint
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 
 from ..data.synthetic import generate_music_set
 from ..embedding.output import atomic_write_json
@@ -76,19 +68,6 @@ def without_validation(splits: DatasetDict) -> DatasetDict:
     train = concatenate_datasets([splits["train"], splits["validation"]])
     logger.info("No validation split (--validation_fraction 0): train / test = %d / %d clips", len(train), len(splits["test"]))
     return DatasetDict({"train": train, "test": splits["test"]})
-
-
-class SaveProcessor(TrainerCallback):
-    """Saves the run's processor into every checkpoint, so a checkpoint is a complete model folder. (An audio-only
-    `ProcessorMixin` cannot be the Trainer's `processing_class`: transformers 5 aligns special tokens through the
-    processor's tokenizer before training and fails on one without a tokenizer.)"""
-
-    def __init__(self, processor: ProcessorMixin):
-        self.processor = processor
-
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        if state.is_world_process_zero:
-            self.processor.save_pretrained(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
 
 
 def set_script_arguments(training_args: TrainingArguments, script: str, settings: dict[str, tuple[object, str]]) -> None:
