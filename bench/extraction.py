@@ -66,7 +66,7 @@ def count_flops(loaded, features: dict) -> dict:
     # the model's own FLOPs: the positional convolution counted as the convolution it is, not as computed by FFT
     nominal = inference_ready(model, config, fft_positional_conv=False)
     with nominal, torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
-        encoder_family(config).encode_layers(model, main, mask, loaded.clap_output, **inputs)
+        loaded.family.encode_layers(model, main, mask, **inputs)
     total = counter.get_total_flops()
     by_module = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
     top = type(model).__name__
@@ -88,9 +88,7 @@ def _naive(loaded, clip: dict, device: torch.device):
     mask = None if mask is None else mask.to(device)
     extra = {k: v.to(device) for k, v in inputs.items()}
     with torch.no_grad():
-        hidden, frame_mask, _ = encoder_family(loaded.config).encode_layers(
-            loaded.model, main, mask, loaded.clap_output, **extra
-        )
+        hidden, frame_mask, _ = loaded.family.encode_layers(loaded.model, main, mask, **extra)
         return mean_pool(hidden, frame_mask).cpu()
 
 

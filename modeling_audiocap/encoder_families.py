@@ -13,8 +13,9 @@ family (`encoder_family(config)`) and have no per-family branches of their own. 
 - Whisper's encoder: log-mel `input_features` padded to 30 s, `encoder_layers + 1` layers;
 - AST: log-mel `input_values`, `num_hidden_layers + 1` layers over its patch tokens (not a time sequence);
 - CLAP's audio tower (HTSAT): its stages are a Swin pyramid of changing shapes, not a uniform stack, so it gives a
-  single layer: the projected audio embedding as a one-frame sequence (`clap_output="projected"`) or the last stage
-  averaged over frequency as frames (`clap_output="last_hidden_state"`);
+  single layer, and has two records, one per output: the projected audio embedding as a one-frame sequence (`clap`,
+  output `"projected"`, the default) and the last stage averaged over frequency as frames (`clap-frames`, output
+  `"last_hidden_state"`); `encoder_family(config, output=...)` picks one (a model's `clap_output` names it);
 - audiocap's from-scratch encoders (`modeling_scratch`): raw `input_values` at their own rate (the spectrogram ones
   compute their log-mel inside the model), `num_hidden_layers + 1` layers of width `hidden_size`, built by short name
   (`SCRATCH_ENCODER_NAMES`).
@@ -26,7 +27,7 @@ This file only uses flat relative imports: it ships with saved models.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -52,15 +53,15 @@ from .configuration_scratch import SampleCNNConfig, SoundNetConfig, SpecLSTMConf
 from .modeling_mert import MERTModel, load_mert_pretrained, mert_feature_extractor
 from .modeling_scratch import SCRATCH_MODEL_CLASSES
 
-# `encode(encoder, inputs, attention_mask, clap_output, flags, **extra)` -> `(hidden_states (B, L, T, D), frame mask
-# (B, T) or None, the encoder's own output)`; `flags` are the caller's `output_attentions` / `output_hidden_states`.
+# `encode(encoder, inputs, attention_mask, flags, **extra)` -> `(hidden_states (B, L, T, D), frame mask (B, T) or
+# None, the encoder's own output)`; `flags` are the caller's `output_attentions` / `output_hidden_states`.
 Encode = Callable[..., tuple[torch.Tensor, torch.Tensor | None, ModelOutput]]
 ModuleSlot = tuple[nn.Module, str]  # (owner, attribute name) of a sub-module
 
 
 def encode_hidden_states(
-    encoder: nn.Module, inputs: torch.Tensor, attention_mask: torch.Tensor | None, clap_output: str,
-    flags: dict[str, bool], **extra: torch.Tensor,
+    encoder: nn.Module, inputs: torch.Tensor, attention_mask: torch.Tensor | None, flags: dict[str, bool],
+    **extra: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor | None, ModelOutput]:
     """Waveform transformers and audiocap's encoders: every hidden state, and the sample mask turned into frames."""
     out = encoder(input_values=inputs, attention_mask=attention_mask, **{**flags, "output_hidden_states": True})
@@ -71,7 +72,7 @@ def encode_hidden_states(
     return hidden, frame_mask, out
 
 
-def _encode_whisper(encoder, inputs, attention_mask, clap_output, flags, **extra):
+def _encode_whisper(encoder, inputs, attention_mask, flags, **extra):
     out = encoder(inputs, **{**flags, "output_hidden_states": True})
     hidden = torch.stack(out.hidden_states, dim=1)
     frame_mask = None
@@ -80,15 +81,18 @@ def _encode_whisper(encoder, inputs, attention_mask, clap_output, flags, **extra
     return hidden, frame_mask, out
 
 
-def _encode_ast(encoder, inputs, attention_mask, clap_output, flags, **extra):
+def _encode_ast(encoder, inputs, attention_mask, flags, **extra):
     out = encoder(input_values=inputs, **{**flags, "output_hidden_states": True})
     return torch.stack(out.hidden_states, dim=1), None, out
 
 
-def _encode_clap(encoder, inputs, attention_mask, clap_output, flags, **extra):
+def _encode_clap_projected(encoder, inputs, attention_mask, flags, **extra):
     out = encoder(input_features=inputs, **flags, **extra)
-    if clap_output == "projected":
-        return out.audio_embeds[:, None, None, :], None, out
+    return out.audio_embeds[:, None, None, :], None, out
+
+
+def _encode_clap_frames(encoder, inputs, attention_mask, flags, **extra):
+    out = encoder(input_features=inputs, **flags, **extra)
     # (batch, channels, freq, time) -> (batch, 1, time, channels)
     return out.last_hidden_state.mean(dim=2).transpose(1, 2)[:, None], None, out
 
@@ -170,6 +174,7 @@ class EncoderFamily:
 
     name: str
     model_types: tuple[str, ...]  # `config.model_type` of the encoders it builds and reads
+    output: str | None = None  # which of several records of one model_type this is (CLAP's); None: the only one
     checkpoint_model_types: tuple[str, ...] = ()  # further `model_type`s of checkpoints it loads (m-a-p MERT, CLAP)
     config_classes: tuple[type[PretrainedConfig], ...] = ()  # configs defined here (read without AutoConfig)
     short_names: Mapping[str, Callable[..., PretrainedConfig]] = field(default_factory=dict)  # name -> config
@@ -185,7 +190,7 @@ class EncoderFamily:
     waveform: bool = True  # reads raw samples `(batch, samples)` (the model windows them itself)
     frames: bool = True  # gives a time sequence of frames (False: one vector per window, e.g. AST's patches)
     num_layers: Callable[[PretrainedConfig], int] = lambda config: config.num_hidden_layers + 1
-    layer_width: Callable[[PretrainedConfig, str], int] = lambda config, clap_output: config.hidden_size
+    layer_width: Callable[[PretrainedConfig], int] = lambda config: config.hidden_size
     encode: Encode = encode_hidden_states
     default_window_seconds: Callable[[PretrainedConfig], float] = lambda config: 10.0  # its pre-training clip length
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")  # attention projections (nn.Linear names); () for none
@@ -206,7 +211,6 @@ class EncoderFamily:
         encoder: nn.Module,
         inputs: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        clap_output: str = "projected",
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         **extra: torch.Tensor,
@@ -231,7 +235,7 @@ class EncoderFamily:
         frozen = not inputs.requires_grad and not any(p.requires_grad for p in encoder.parameters())
         flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            return self.encode(encoder, inputs, attention_mask, clap_output, flags, **extra)
+            return self.encode(encoder, inputs, attention_mask, flags, **extra)
 
 
 ENCODER_FAMILIES: list[EncoderFamily] = []
@@ -243,15 +247,25 @@ def register_encoder_family(family: EncoderFamily) -> EncoderFamily:
     return family
 
 
-def encoder_family(config: PretrainedConfig | str, checkpoint: bool = False) -> EncoderFamily:
-    """The family of an encoder config (or `model_type`); `checkpoint=True` also matches the `model_type` of a
-    checkpoint's config.json that the family loads from (m-a-p MERT, a full CLAP)."""
+def encoder_family(config: PretrainedConfig | str, checkpoint: bool = False, output: str | None = None) -> EncoderFamily:
+    """The family record of an encoder config (or `model_type`); `checkpoint=True` also matches the `model_type` of a
+    checkpoint's config.json that the family loads from (m-a-p MERT, a full CLAP). Where a model_type has a record
+    per output (CLAP), `output` picks one (None: the first registered); a family of one record ignores it."""
     model_type = config if isinstance(config, str) else config.model_type
-    for family in ENCODER_FAMILIES:
-        if model_type in family.model_types or (checkpoint and model_type in family.checkpoint_model_types):
+    records = [
+        family for family in ENCODER_FAMILIES
+        if model_type in family.model_types or (checkpoint and model_type in family.checkpoint_model_types)
+    ]
+    if not records:
+        supported = dict.fromkeys(t for family in ENCODER_FAMILIES for t in family.model_types)
+        raise ValueError(f"Unsupported audio encoder model_type {model_type!r}; supported: {', '.join(supported)}")
+    if output is None or records[0].output is None:
+        return records[0]
+    for family in records:
+        if family.output == output:
             return family
-    supported = [t for family in ENCODER_FAMILIES for t in family.model_types]
-    raise ValueError(f"Unsupported audio encoder model_type {model_type!r}; supported: {', '.join(supported)}")
+    outputs = ", ".join(repr(family.output) for family in records)
+    raise ValueError(f"{model_type} encoders give the outputs {outputs}, not {output!r}")
 
 
 def local_config_class(model_type: str) -> type[PretrainedConfig] | None:
@@ -336,7 +350,7 @@ register_encoder_family(EncoderFamily(
     featurize_kwargs=lambda extractor: {"return_attention_mask": True},  # padded to 30 s: the model masks the padding
     max_input_samples=lambda extractor: int(extractor.n_samples),
     input_name="input_features", waveform=False,
-    num_layers=lambda config: config.encoder_layers + 1, layer_width=lambda config, clap_output: config.d_model,
+    num_layers=lambda config: config.encoder_layers + 1, layer_width=lambda config: config.d_model,
     encode=_encode_whisper,
     default_window_seconds=lambda config: config.max_source_positions * 0.02,  # 1500 positions x 20 ms = 30 s
     freeze_feature_encoder=None, top_layers=lambda model: (model, "layers"),
@@ -351,8 +365,9 @@ register_encoder_family(EncoderFamily(
     default_window_seconds=lambda config: config.max_length * 0.01,  # 1024 frames x 10 ms = 10.24 s
     freeze_feature_encoder=None, top_layers=lambda model: (model, "layers"),
 ))
-register_encoder_family(EncoderFamily(
-    "clap", ("clap_audio_model",), checkpoint_model_types=("clap",),  # a full CLAP checkpoint gives its audio tower
+CLAP = register_encoder_family(EncoderFamily(
+    "clap", ("clap_audio_model",), output="projected",
+    checkpoint_model_types=("clap",),  # a full CLAP checkpoint gives its audio tower
     build=ClapAudioModelWithProjection, load=ClapAudioModelWithProjection.from_pretrained,
     # deterministic for clips up to 10 s ("rand_trunc" only crops longer ones; audiocap windows first)
     feature_extractor=lambda config: ClapFeatureExtractor(feature_size=config.num_mel_bins, truncation="rand_trunc"),
@@ -360,7 +375,10 @@ register_encoder_family(EncoderFamily(
     feature_extractor_class=ClapFeatureExtractor, featurize_kwargs=lambda extractor: {},
     max_input_samples=lambda extractor: int(extractor.nb_max_samples),
     input_name="input_features", extra_inputs=("is_longer",), waveform=False, frames=False,
-    num_layers=lambda config: 1,
-    layer_width=lambda config, clap_output: config.projection_dim if clap_output == "projected" else config.hidden_size,
-    encode=_encode_clap, lora_targets=("query", "value"), freeze_feature_encoder=None, top_layers=None,
+    num_layers=lambda config: 1, layer_width=lambda config: config.projection_dim, encode=_encode_clap_projected,
+    lora_targets=("query", "value"), freeze_feature_encoder=None, top_layers=None,
+))
+register_encoder_family(replace(
+    CLAP, name="clap-frames", output="last_hidden_state", layer_width=lambda config: config.hidden_size,
+    encode=_encode_clap_frames,
 ))

@@ -24,7 +24,7 @@ from huggingface_hub import hf_hub_download
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
-from .encoder_families import encoder_family, keep_every_layer, short_names
+from .encoder_families import EncoderFamily, encoder_family, keep_every_layer, short_names
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ResolvedEncoder:
     sampling_rate: int
     num_layers: int
     hidden_size: int
+    family: EncoderFamily  # its record (for CLAP, that of the output asked for)
 
 
 def read_config_dict(name_or_path: str, **hub_kwargs) -> dict:
@@ -96,7 +97,7 @@ def resolve_encoder(
         path = str(name_or_path)
         model, feature_extractor = _load_pretrained(path, read_config_dict(path, **hub_kwargs), **hub_kwargs)
     config = model.config
-    family = encoder_family(config)
+    family = encoder_family(config, output=clap_output)
     keep_every_layer(config)
     feature_extractor = feature_extractor or family.feature_extractor(config)
     return ResolvedEncoder(
@@ -105,5 +106,6 @@ def resolve_encoder(
         config=config,
         sampling_rate=feature_extractor.sampling_rate,
         num_layers=family.num_layers(config),
-        hidden_size=family.layer_width(config, clap_output),
+        hidden_size=family.layer_width(config),
+        family=family,
     )

@@ -17,7 +17,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 from .audio import window_starts
 from .configuration_audiocap import AudioCaptionConfig, AudioGenreConfig
 from .encoders import ResolvedEncoder, resolve_encoder
-from .encoder_families import encoder_family
+from .encoder_families import EncoderFamily, encoder_family
 from .pipelines import register_audio_classification
 from .processing_audiocap import average_windows
 
@@ -180,9 +180,12 @@ class AudioCapPreTrainedModel(PreTrainedModel):
     def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
         """`encode_layers` of the encoder's family on this model's encoder: `(B, L, T, D)`, `(B, T)` mask, encoder
         output."""
-        return encoder_family(self.config.encoder).encode_layers(
-            self.encoder, inputs, attention_mask, self.config.clap_output, **kwargs
-        )
+        return self.family.encode_layers(self.encoder, inputs, attention_mask, **kwargs)
+
+    @property
+    def family(self) -> EncoderFamily:
+        """The record of this model's encoder (and, for CLAP, of the output its config names)."""
+        return encoder_family(self.config.encoder, output=self.config.clap_output)
 
 
 def _checked_part(module: PreTrainedModel, config) -> PreTrainedModel:
@@ -215,8 +218,8 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         random weights when None."""
         super().__init__(config)
         register_audio_classification(self)
-        family = encoder_family(config.encoder)
-        width = family.layer_width(config.encoder, config.clap_output)
+        family = self.family
+        width = family.layer_width(config.encoder)
         self.layer_weighting = LayerWeighting(family.num_layers(config.encoder)) if config.use_layer_weighting else None
         self.attention_pooling = AttentivePooling(width) if config.pooling == "attention" else None
         self.head = GenreHead(width, config.head_hidden_size, config.num_labels, config.head_dropout)
@@ -349,9 +352,9 @@ class AudioEncoderT5ForCaptioning(AudioCapPreTrainedModel):
         """`encoder` / `text_model`: modules to use as they are (pretrained weights kept); built from the config with
         random weights when None."""
         super().__init__(config)
-        family = encoder_family(config.encoder)
+        family = self.family
         self.layer_weighting = LayerWeighting(family.num_layers(config.encoder)) if config.use_layer_weighting else None
-        width = family.layer_width(config.encoder, config.clap_output)
+        width = family.layer_width(config.encoder)
         self.audio_projection = nn.Linear(width, config.text_config.d_model)
         self.encoder = family.build_encoder(config.encoder) if encoder is None else _checked_part(encoder, config.encoder)
         if text_model is None:

@@ -17,6 +17,7 @@ from conftest import (
 )
 
 from modeling_audiocap import (
+    AudioCapFeatureExtractor,
     AudioEncoderForGenreClassification,
     AudioEncoderT5ForCaptioning,
     AudioGenreConfig,
@@ -197,6 +198,33 @@ def test_freezing_modes(family):
     clap, _ = genre_model("clap")
     with pytest.raises(ValueError, match="no convolutional feature encoder"):
         clap.freeze_feature_encoder()
+
+
+def test_clap_outputs_are_two_records_and_the_config_picks_one(tmp_path):
+    """CLAP's projected embedding and its last stage's frames are two registered records of one model_type: the model's
+    `clap_output` picks the record, which sets the width, what the layers are, and what a saved model gives HEAR."""
+    from modeling_audiocap import hear
+    from modeling_audiocap.encoder_families import encoder_family
+
+    projected, resolved = genre_model("clap")
+    frames, _ = genre_model("clap", clap_output="last_hidden_state")
+    config = resolved.config
+    assert (projected.family.name, frames.family.name) == ("clap", "clap-frames")
+    assert encoder_family(config) is projected.family  # the default record
+    assert encoder_family(tiny_encoder_config("wav2vec2"), output="last_hidden_state").name == "wav2vec2"  # one record
+    with pytest.raises(ValueError, match="outputs 'projected', 'last_hidden_state', not 'pooled'"):
+        encoder_family(config, output="pooled")
+    batch = batch_for(resolved)
+    for model, width in ((projected, config.projection_dim), (frames, config.hidden_size)):
+        hidden, _ = model.layer_hidden_states(batch["input_features"], None, is_longer=batch["is_longer"])
+        assert hidden.shape[1] == 1 and hidden.shape[-1] == width
+        assert (hidden.shape[2] == 1) == (model is projected)  # one vector, or the last stage's frames
+        with torch.no_grad():
+            assert model(**batch).logits.shape == (2, len(LABELS))
+    assert resolve_encoder(config, clap_output="last_hidden_state").hidden_size == config.hidden_size
+    frames.save_pretrained(tmp_path)
+    AudioCapFeatureExtractor(resolved.feature_extractor).save_pretrained(tmp_path)
+    assert hear.load_model(str(tmp_path)).scene_embedding_size == config.hidden_size
 
 
 @pytest.mark.parametrize("family", ["mert", "whisper"])

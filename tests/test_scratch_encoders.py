@@ -77,7 +77,7 @@ def test_hidden_states_share_one_shape(name):
     family = encoder_family(config)
     assert family.waveform
     assert resolved.num_layers == family.num_layers(config) == config.num_hidden_layers + 1
-    assert resolved.hidden_size == family.layer_width(config, "projected") == config.hidden_size
+    assert resolved.hidden_size == family.layer_width(config) == config.hidden_size
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
     extractor = resolved.feature_extractor
     assert isinstance(extractor, Wav2Vec2FeatureExtractor) and not extractor.do_normalize

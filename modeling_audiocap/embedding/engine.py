@@ -518,7 +518,7 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
     if int(round(window_seconds * rate)) < min_samples:
         raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
     clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)
-    width = encoder_family(loaded.config).layer_width(loaded.config, loaded.clap_output) * (2 if pooling == "mean+std" else 1)
+    width = loaded.family.layer_width(loaded.config) * (2 if pooling == "mean+std" else 1)
     num_shards = max(1, math.ceil(len(clips) / shard_size))
     settings = {
         "encoder": loaded.name,

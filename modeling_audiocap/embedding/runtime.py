@@ -50,9 +50,13 @@ class LoadedEncoder:
     feature_extractor: FeatureExtractionMixin
     sampling_rate: int
     num_layers: int
-    clap_output: str = "projected"
+    family: EncoderFamily | None = None  # its record (for CLAP, of the output used); None: the config's default
     normalize: bool = False  # peak-normalise each track (a saved audiocap model's processor setting)
     name: str = ""  # how the encoder was given, for the run's settings
+
+    def __post_init__(self):
+        if self.family is None:
+            self.family = encoder_family(self.config)
 
 
 def _config_digest(config: PretrainedConfig) -> str:
@@ -68,7 +72,7 @@ def load_encoder(encoder, **hub_kwargs) -> LoadedEncoder:
     if isinstance(encoder, ResolvedEncoder):
         return LoadedEncoder(
             encoder.model, encoder.config, encoder.feature_extractor, encoder.sampling_rate, encoder.num_layers,
-            name=f"{type(encoder.model).__name__}:{_config_digest(encoder.config)}",
+            family=encoder.family, name=f"{type(encoder.model).__name__}:{_config_digest(encoder.config)}",
         )
     if isinstance(encoder, PretrainedConfig):
         resolved = resolve_encoder(encoder)
@@ -84,11 +88,11 @@ def load_encoder(encoder, **hub_kwargs) -> LoadedEncoder:
 
 def _load_audiocap_model(name: str, **hub_kwargs) -> LoadedEncoder:
     model, processor = load_audiocap_model(name, **hub_kwargs)
-    config, encoder, clap_output = model.config.encoder, model.encoder, model.config.clap_output
+    config, encoder, family = model.config.encoder, model.encoder, model.family
     del model  # only the encoder is kept (the head / T5 are freed)
     return LoadedEncoder(
-        encoder, config, processor.feature_extractor, processor.sampling_rate, encoder_family(config).num_layers(config),
-        clap_output=clap_output, normalize=processor.normalize,
+        encoder, config, processor.feature_extractor, processor.sampling_rate, family.num_layers(config),
+        family=family, normalize=processor.normalize,
         name=os.path.abspath(name) if os.path.isdir(name) else name,
     )
 
@@ -326,7 +330,7 @@ class LayerEmbedder:
         self.pooling = pooling
         self.device = torch.device(device)
         self.dtype = dtype
-        self.family = encoder_family(loaded.config)
+        self.family = loaded.family
         self.input_name = self.family.input_name
         self._stack = None
 
@@ -357,9 +361,7 @@ class LayerEmbedder:
             mask = mask.to(self.device, non_blocking=non_blocking)
         extra = {k: v.to(self.device, non_blocking=non_blocking) for k, v in features.items()}
         with autocast_context(self.device, self.dtype):
-            hidden, frame_mask, _ = self.family.encode_layers(
-                self.loaded.model, inputs, mask, self.loaded.clap_output, **extra
-            )
+            hidden, frame_mask, _ = self.family.encode_layers(self.loaded.model, inputs, mask, **extra)
         hidden = hidden[:, self.layers].float()
         pooled = pool_frames(hidden, frame_mask, self.pooling)
         if isinstance(pooled, list):

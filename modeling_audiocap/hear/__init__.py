@@ -22,7 +22,7 @@ from torch import nn
 from ..audio import window_starts
 from ..encoders import resolve_encoder
 from ..modeling_audiocap import mean_pool
-from ..encoder_families import encoder_family
+from ..encoder_families import EncoderFamily, encoder_family
 from ..processing_audiocap import AudioCapFeatureExtractor
 from ..saved import audiocap_model_type, load_audiocap_model
 
@@ -33,18 +33,18 @@ class HearModel(nn.Module):
     """An encoder with its layer weighting and feature extractor, exposing the HEAR attributes."""
 
     def __init__(self, encoder, encoder_config, processor: AudioCapFeatureExtractor, layer_weighting=None,
-                 clap_output: str = "projected", window_seconds: float = 10.0, timestamp_window_seconds: float = 1.0):
+                 family: EncoderFamily | None = None, window_seconds: float = 10.0,
+                 timestamp_window_seconds: float = 1.0):
         super().__init__()
         self.encoder = encoder.eval()
         self.encoder_config = encoder_config
         self.processor = processor
         self.layer_weighting = layer_weighting
-        self.clap_output = clap_output
         self.window_seconds = window_seconds
         self.timestamp_window_seconds = timestamp_window_seconds
         self.sample_rate = processor.sampling_rate
-        self.family = encoder_family(encoder_config)
-        self.scene_embedding_size = self.family.layer_width(encoder_config, clap_output)
+        self.family = family or encoder_family(encoder_config)
+        self.scene_embedding_size = self.family.layer_width(encoder_config)
         self.timestamp_embedding_size = self.scene_embedding_size
         self.frame_level = self.family.frames
 
@@ -76,7 +76,7 @@ class HearModel(nn.Module):
         features = self.processor.featurize(waves)
         inputs = features.pop(self.family.input_name)
         mask = features.pop("attention_mask", None)
-        hidden, frame_mask, _ = self.family.encode_layers(self.encoder, inputs, mask, self.clap_output, **features)
+        hidden, frame_mask, _ = self.family.encode_layers(self.encoder, inputs, mask, **features)
         return self.weigh(hidden), frame_mask
 
 
@@ -89,13 +89,14 @@ def load_model(
         model, processor = load_audiocap_model(model_file_path)
         model.eval()
         return HearModel(model.encoder, model.config.encoder, processor, model.layer_weighting,
-                         model.config.clap_output, model.config.window_seconds or window_seconds,
+                         model.family, model.config.window_seconds or window_seconds,
                          timestamp_window_seconds)
     resolved = resolve_encoder(model_file_path)
     if resolved.num_layers < 1:
         raise ValueError(f"{model_file_path} has no hidden-state layers to embed")
-    return HearModel(resolved.model, resolved.config, AudioCapFeatureExtractor(feature_extractor=resolved.feature_extractor),
-                     window_seconds=window_seconds, timestamp_window_seconds=timestamp_window_seconds)
+    return HearModel(resolved.model, resolved.config, AudioCapFeatureExtractor(resolved.feature_extractor),
+                     family=resolved.family, window_seconds=window_seconds,
+                     timestamp_window_seconds=timestamp_window_seconds)
 
 
 def get_timestamp_embeddings(audio: torch.Tensor, model: HearModel) -> tuple[torch.Tensor, torch.Tensor]:

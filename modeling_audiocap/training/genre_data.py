@@ -17,7 +17,6 @@ import torch
 from ..audio import AudioDecodingError, load_audio, peak_normalize
 from ..embedding.runtime import LayerEmbedder, LoadedEncoder
 from ..modeling_audiocap import AudioEncoderForGenreClassification
-from ..encoder_families import encoder_family
 from ..processing_audiocap import AudioCapFeatureExtractor, average_windows
 
 logger = logging.getLogger(__name__)
@@ -162,8 +161,9 @@ def embed_windows(
     if cache_file.exists():
         logger.info("Reusing cached embeddings %s", cache_file)
     config = model.config
-    layers = encoder_family(config.encoder).num_layers(config.encoder)
-    loaded = LoadedEncoder(model.encoder, config.encoder, None, config.sampling_rate, layers, config.clap_output)
+    family = model.family
+    loaded = LoadedEncoder(model.encoder, config.encoder, None, config.sampling_rate, family.num_layers(config.encoder),
+                           family=family)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def embed(batch: dict) -> dict:
