@@ -264,7 +264,8 @@ def pretrain(run: Run, clips) -> dict:
     spec_hook = attach_spectrogram_augmentation(
         run.model.encoder, spec_chain, torch.Generator().manual_seed(process_seed + 1)
     )
-    collator = TwoViewCollator(clips, run.crop, chain, training_args.seed, run.processor)
+    views = AudioCapFeatureExtractor(run.processor.feature_extractor, window_seconds=run.crop / run.rate)
+    collator = TwoViewCollator(clips, chain, training_args.seed, views)
     trainer = ContrastiveTrainer(
         model=run.model,
         args=training_args,

@@ -236,7 +236,8 @@ def test_contrastive_views_and_probe_windows_are_featurised_as_every_other_path(
     resolved = resolve_encoder(tiny_encoder_config("wav2vec2"))
     processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.3)
     wave = 0.2 + 0.3 * tone(1.3, 16000, 330.0)  # an offset and a scale the feature extractor removes
-    views = TwoViewCollator([{"waveform": wave}], 8000, lambda crops, generator: crops, 0, processor)([0])
+    views = TwoViewCollator([{"waveform": wave}], lambda crops, generator: crops, 0, processor)([0])
+    assert views["view1"].shape == (1, 8000)
     for view in views.values():
         assert abs(float(view.mean())) < 1e-3 and abs(float(view.std()) - 1.0) < 1e-2
     path = tmp_path / "clip.wav"
@@ -348,15 +349,18 @@ def test_two_view_collator_draws_by_seed_epoch_and_batch():
     from modeling_audiocap.training.collators import TwoViewCollator
 
     rows = [{"waveform": music(batch=1, seconds=1.0, seed=i)[0].numpy()} for i in range(4)]
-    processor = AudioCapFeatureExtractor(resolve_encoder("audiocap/samplecnn").feature_extractor)
-    collator = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), seed=0, processor=processor)
+    processor = AudioCapFeatureExtractor(resolve_encoder("audiocap/samplecnn").feature_extractor, window_seconds=0.25)
+    collator = TwoViewCollator(rows, clmr_augmentations(RATE, noise_p=0.5), seed=0, processor=processor)
     first = collator([0, 2])
-    assert first["view1"].shape == first["view2"].shape == (2, RATE // 4)
+    view = processor.window_samples  # 0.25 s at the encoder's rate
+    assert first["view1"].shape == first["view2"].shape == (2, view)
     assert not torch.equal(first["view1"], first["view2"])
-    again = TwoViewCollator(rows, RATE // 4, clmr_augmentations(RATE, noise_p=0.5), 0, processor)([0, 2])
+    again = TwoViewCollator(rows, clmr_augmentations(RATE, noise_p=0.5), 0, processor)([0, 2])
     assert all(torch.equal(first[k], again[k]) for k in first)  # no running state: a fresh copy draws the same
     collator.epoch = 1
     assert not torch.equal(collator([0, 2])["view1"], first["view1"])
+    short = TwoViewCollator([{"waveform": rows[0]["waveform"][: view // 2]}], lambda crops, generator: crops, 0, processor)
+    assert short([0])["view1"].shape == (1, view)  # a clip shorter than a view: zero-padded to its length
 
 
 @pytest.mark.slow

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from ..audio import cut_windows
 from ..processing_audiocap import AudioCapFeatureExtractor, AudioCapProcessor
 from .crops import EpochCrops
 
@@ -108,18 +107,20 @@ class ClipIndices(torch.utils.data.Dataset):
 
 class TwoViewCollator(TrainerCallback):
     """Two independently cropped and augmented views of each clip of a batch of `ClipIndices`: `{"view1", "view2"}`,
-    each `(batch, crop_samples)`, from the `waveform` column of `rows` through `chain` (an augmentation chain taking
-    a `torch.Generator`), then featurised by `processor` as every other path feeds the encoder (a wav2vec2 / MERT
-    feature extractor's normalisation, say).
+    each `(batch, processor.window_samples)`: random crops cut by `processor` (windowed at the view length; a shorter
+    clip is zero-padded to it, as views are batched whole) from the `waveform` column of `rows`, through `chain` (an
+    augmentation chain taking a `torch.Generator`), then featurised by `processor` as every other path feeds the
+    encoder (a wav2vec2 / MERT feature extractor's normalisation, say).
 
     A batch's crops and augmentations draw from a generator seeded by `(seed, epoch, the batch's clip indices)`, never
     by a running state, so a run is reproducible with any number of DataLoader workers and a resumed run draws what an
     uninterrupted one does. A Trainer callback that follows the epoch: pass it in `callbacks`."""
 
-    def __init__(self, rows, crop_samples: int, chain, seed: int, processor: AudioCapFeatureExtractor):
+    def __init__(self, rows, chain, seed: int, processor: AudioCapFeatureExtractor):
+        if processor.window_samples is None:
+            raise ValueError("TwoViewCollator needs a processor windowed at the view length (window_seconds)")
         self.rows = rows
         self.processor = processor
-        self.crop_samples = crop_samples
         self.chain = chain
         self.seed = seed
         self.epoch = 0
@@ -134,9 +135,11 @@ class TwoViewCollator(TrainerCallback):
         waves = [torch.as_tensor(np.asarray(self.rows[int(i)]["waveform"], dtype=np.float32)) for i in indices]
         views = {}
         for name in ("view1", "view2"):
-            crops = torch.stack(
-                [cut_windows(w, self.crop_samples, random_crop=True, generator=generator)[0] for w in waves]
-            )
+            crops = torch.stack([self.crop(w, generator) for w in waves])
             features = self.processor.featurize(list(self.chain(crops, generator)))  # equal lengths: no padding
             views[name] = features[self.processor.model_input_names[0]]
         return views
+
+    def crop(self, wave: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        crop = self.processor.windows(wave, random_crop=True, generator=generator)[0]
+        return torch.nn.functional.pad(crop, (0, self.processor.window_samples - crop.shape[0]))
