@@ -109,19 +109,24 @@ def _extractor_from_dict(extractor_dict: dict) -> FeatureExtractionMixin:
     return extractor_class.from_dict(dict(extractor_dict))
 
 
-def _processor_settings(pretrained_model_name_or_path: str | os.PathLike, hub_kwargs: dict) -> dict[str, Any]:
-    """The window settings saved in an `AudioCapProcessor`'s `processor_config.json`; none without one."""
+def _saved_json(pretrained_model_name_or_path: str | os.PathLike, file_name: str, hub_kwargs: dict) -> dict | None:
+    """A JSON file of a local folder or Hub repo, or None when it has none."""
     config_file = cached_file(
         os.fspath(pretrained_model_name_or_path),
-        PROCESSOR_NAME,
+        file_name,
         _raise_exceptions_for_missing_entries=False,
         _raise_exceptions_for_connection_errors=False,
         **hub_kwargs,
     )
     if config_file is None:
-        return {}
+        return None
     with open(config_file, encoding="utf-8") as f:
-        saved = json.load(f)
+        return json.load(f)
+
+
+def _processor_settings(pretrained_model_name_or_path: str | os.PathLike, hub_kwargs: dict) -> dict[str, Any]:
+    """The window settings saved in an `AudioCapProcessor`'s `processor_config.json`; none without one."""
+    saved = _saved_json(pretrained_model_name_or_path, PROCESSOR_NAME, hub_kwargs) or {}
     return {key: saved[key] for key in ("window_seconds", "hop_seconds", "normalize") if key in saved}
 
 
@@ -418,18 +423,9 @@ class AudioCapProcessor(ProcessorMixin):
     @classmethod
     def _load_saved_tokenizer(cls, pretrained_model_name_or_path, **hub_kwargs) -> PreTrainedTokenizerBase | None:
         """The tokenizer saved by an `AudioCapProcessor` in this directory / repo, or None."""
-        config_file = cached_file(
-            os.fspath(pretrained_model_name_or_path),
-            TOKENIZER_CONFIG_FILE,
-            _raise_exceptions_for_missing_entries=False,
-            _raise_exceptions_for_connection_errors=False,
-            **hub_kwargs,
-        )
-        if config_file is None:
-            return None
-        with open(config_file, encoding="utf-8") as f:
-            if json.load(f).get("processor_class") != cls.__name__:
-                return None  # an encoder checkpoint's own tokenizer, not the captioner's
+        saved = _saved_json(pretrained_model_name_or_path, TOKENIZER_CONFIG_FILE, hub_kwargs)
+        if saved is None or saved.get("processor_class") != cls.__name__:
+            return None  # no tokenizer, or an encoder checkpoint's own, not the captioner's
         return AutoTokenizer.from_pretrained(os.fspath(pretrained_model_name_or_path), **hub_kwargs)
 
     def batch_decode(self, *args, **kwargs):
