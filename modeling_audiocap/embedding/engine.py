@@ -22,11 +22,12 @@ finished shards; files that cannot be decoded are skipped, logged and listed in 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,12 +124,27 @@ def min_input_samples(loaded: LoadedEncoder) -> int:
     return low
 
 
+@dataclass(frozen=True)
+class StreamHead:
+    """One model's view of the tracks: its processor (rate, normalisation, windows), the fewest samples a window
+    needs, and whether only a track's first window is wanted (a captioner describes the start, as its pipeline)."""
+
+    processor: AudioCapFeatureExtractor
+    min_samples: int = 1
+    first_window_only: bool = False
+
+
 class WindowStream(IterableDataset):
     """Events for the main loop, clip by clip (worker `w` of `W` reads clips `w, w + W, ...`):
 
-    - `("windows", position, first_index, starts, features)`: up to `block_windows` featurised windows of a clip;
-    - `("end", position, num_windows, num_samples)`: the clip is fully read;
+    - `("windows", position, head, first_index, starts, features)`: up to `block_windows` featurised windows of a
+      clip, cut and featurised by `heads[head]`'s processor;
+    - `("end", position, num_windows, duration)`: the clip is fully read (`num_windows` per head, `duration` in s);
     - `("error", position, message)`: the clip cannot be read (its earlier windows are dropped).
+
+    With one head a track is read block by block (`iter_windows`: a long track is held one window at a time); with
+    several it is decoded once per distinct rate and normalisation (`load`) and each head cuts its own windows
+    (`windows`: the same windows `iter_windows` gives).
     """
 
     def __init__(
@@ -136,15 +152,13 @@ class WindowStream(IterableDataset):
         clips: Sequence[Clip],
         dataset: datasets.Dataset | None,
         audio_column: str,
-        processor: AudioCapFeatureExtractor,
-        min_samples: int,
+        heads: Sequence[StreamHead],
         block_windows: int,
     ):
         self.clips = list(clips)
         self.dataset = dataset
         self.audio_column = audio_column
-        self.processor = processor
-        self.min_samples = min_samples
+        self.heads = list(heads)
         self.block_windows = max(1, block_windows)
 
     def _source(self, clip: Clip):
@@ -158,56 +172,89 @@ class WindowStream(IterableDataset):
         for clip in self.clips[worker::workers]:
             yield from self._clip_events(clip)
 
+    def _head_windows(self, source) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """`(head, start, samples)` of every window each head wants."""
+        if len(self.heads) == 1:
+            head = self.heads[0]
+            windows = head.processor.iter_windows(source)
+            for start, samples in windows:
+                yield 0, start, samples
+                if head.first_window_only:
+                    windows.close()  # the rest of the track is never decoded
+                    return
+            return
+        decoded: dict[tuple, torch.Tensor] = {}
+        for index, head in enumerate(self.heads):
+            processor = head.processor
+            key = (processor.sampling_rate, processor.normalize)
+            if key not in decoded:
+                decoded[key] = processor.load(source)[0]
+            wave = decoded[key]
+            cuts = zip(processor.window_starts(wave.shape[0]), processor.windows(wave))
+            for start, samples in list(cuts)[: 1 if head.first_window_only else None]:
+                yield index, start, samples
+
     def _clip_events(self, clip: Clip):
-        starts: list[int] = []
-        block: list[torch.Tensor] = []
-        count, num_samples = 0, 0
+        blocks: dict[int, tuple[list[int], list[torch.Tensor]]] = {}
+        counts = [0] * len(self.heads)
+        duration = 0.0
         try:
-            source = self._source(clip)
-            for start, samples in self.processor.iter_windows(source):
-                if samples.shape[0] < self.min_samples:
+            for index, start, samples in self._head_windows(self._source(clip)):
+                head = self.heads[index]
+                if samples.shape[0] < head.min_samples:
                     raise AudioDecodingError(
                         clip.path or clip.id,
-                        f"too short: {samples.shape[0]} samples at {self.processor.sampling_rate} Hz, the encoder needs at "
-                        f"least {self.min_samples}",
+                        f"too short: {samples.shape[0]} samples at {head.processor.sampling_rate} Hz, the encoder needs "
+                        f"at least {head.min_samples}",
                     )
+                starts, block = blocks.setdefault(index, ([], []))
                 starts.append(start)
                 block.append(samples)
-                num_samples = start + samples.shape[0]
+                duration = max(duration, (start + samples.shape[0]) / head.processor.sampling_rate)
                 if len(block) == self.block_windows:
-                    yield ("windows", clip.position, count, starts, self.processor.featurize(block))
-                    count += len(block)
-                    starts, block = [], []
-            if block:
-                yield ("windows", clip.position, count, starts, self.processor.featurize(block))
-                count += len(block)
+                    yield ("windows", clip.position, index, counts[index], starts, head.processor.featurize(block))
+                    counts[index] += len(block)
+                    blocks[index] = ([], [])
+            for index, (starts, block) in blocks.items():
+                if block:
+                    yield ("windows", clip.position, index, counts[index], starts,
+                           self.heads[index].processor.featurize(block))
+                    counts[index] += len(block)
         except AudioDecodingError as error:
             yield ("error", clip.position, str(error))
             return
-        if count == 0:
+        if 0 in counts:
             yield ("error", clip.position, f"Cannot load audio {clip.path or clip.id}: no audio")
             return
-        yield ("end", clip.position, count, num_samples)
+        yield ("end", clip.position, counts, duration)
 
 
 # -- the main loop ---------------------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Track:
+class Track:
+    """A track in flight: its clip, shard, window starts and per-window results of each head (`(head, index)`)."""
+
     clip: Clip
     shard: int
-    starts: list[int] = field(default_factory=list)
-    results: dict[int, Any] = field(default_factory=dict)
-    num_windows: int | None = None
-    num_samples: int = 0
+    starts: dict[int, list[int]] = field(default_factory=dict)
+    results: dict[tuple[int, int], Any] = field(default_factory=dict)
+    num_windows: list[int] | None = None
+    duration: float = 0.0
     error: str | None = None
     ended: bool = False
     finished: bool = False
 
+    def head_results(self, head: int) -> list[Any]:
+        """The head's per-window results, in window order."""
+        return [self.results[(head, i)] for i in range(self.num_windows[head])]
 
-class _ShardRunner:
-    """Runs this process's shards: buckets windows, batches them through the embedder, writes finished shards."""
+
+class ShardRunner:
+    """Runs this process's shards: buckets each head's windows by shape, batches them through the head's job
+    (`jobs[head]`: featurised windows -> one result per window), writes finished shards (`columns`: finished tracks
+    -> the shard's columns)."""
 
     def __init__(
         self,
@@ -215,28 +262,29 @@ class _ShardRunner:
         shards: Sequence[int],
         shard_size: int,
         num_shards: int,
-        stream_kwargs: dict,
-        embedder: LayerEmbedder,
+        stream: dict,
+        jobs: Sequence[Callable[[dict], Sequence[Any]]],
+        columns: Callable[[list[Track]], dict],
         batch_size: int,
         num_workers: int,
         features: datasets.Features,
         output_dir: Path,
-        sampling_rate: int,
-        rank: int,
-        progress: bool,
+        procs: _Processes,
+        progress: str | None,
         stop_after_shards: int | None,
     ):
-        self.embedder = embedder
+        self.jobs = list(jobs)
+        self.columns = columns
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.features = features
         self.output_dir = output_dir
         self.work_dir = output_dir / WORK_DIR
         self.num_shards = num_shards
-        self.sampling_rate = sampling_rate
-        self.rank = rank
+        self.device = procs.device
+        self.rank = procs.rank
         self.stop_after_shards = stop_after_shards
-        self.tracks: dict[int, _Track] = {}
+        self.tracks: dict[int, Track] = {}
         self.shard_unended: dict[int, int] = {}
         self.shard_left: dict[int, int] = {}
         self.shard_tracks: dict[int, list[int]] = {}
@@ -245,9 +293,9 @@ class _ShardRunner:
             self.shard_tracks[shard] = [clip.position for clip in members]
             self.shard_unended[shard] = self.shard_left[shard] = len(members)
             for clip in members:
-                self.tracks[clip.position] = _Track(clip, shard)
-        self.stream = WindowStream([self.tracks[p].clip for s in shards for p in self.shard_tracks[s]], **stream_kwargs)
-        self.buckets: dict[tuple, list[tuple[int, int, dict]]] = {}
+                self.tracks[clip.position] = Track(clip, shard)
+        self.stream = WindowStream([self.tracks[p].clip for s in shards for p in self.shard_tracks[s]], **stream)
+        self.buckets: dict[tuple, list[tuple[int, int, int, dict]]] = {}
         self.shards_written = 0
         self.audio_seconds = 0.0
         self.started = time.perf_counter()
@@ -256,8 +304,8 @@ class _ShardRunner:
             from tqdm.auto import tqdm
 
             self.progress = tqdm(
-                total=len(self.tracks), unit="clip", desc="embed" if rank == 0 else f"embed [rank {rank}]",
-                position=rank, dynamic_ncols=True,
+                total=len(self.tracks), unit="clip", desc=progress if self.rank == 0 else f"{progress} [rank {self.rank}]",
+                position=self.rank, dynamic_ncols=True,
             )
 
     # events -------------------------------------------------------------------------------------------------------
@@ -272,7 +320,7 @@ class _ShardRunner:
             batch_size=None,
             collate_fn=_identity,
             num_workers=self.num_workers,
-            pin_memory=self.embedder.device.type == "cuda",
+            pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if self.num_workers > 0 else None,
         )
         try:
@@ -280,9 +328,9 @@ class _ShardRunner:
                 kind, position = event[0], event[1]
                 track = self.tracks[position]
                 if kind == "windows":
-                    self._add_windows(track, event[2], event[3], event[4])
+                    self._add_windows(track, *event[2:])
                 elif kind == "end":
-                    track.ended, track.num_windows, track.num_samples = True, event[2], event[3]
+                    track.ended, track.num_windows, track.duration = True, event[2], event[3]
                     self._track_read(track)
                 else:
                     track.ended, track.error = True, event[2]
@@ -295,18 +343,18 @@ class _ShardRunner:
             if self.progress is not None:
                 self.progress.close()
 
-    def _add_windows(self, track: _Track, first: int, starts: list[int], features: dict) -> None:
-        track.starts.extend(starts)
+    def _add_windows(self, track: Track, head: int, first: int, starts: list[int], features: dict) -> None:
+        track.starts.setdefault(head, []).extend(starts)
         names = sorted(features)
-        key = tuple((name, tuple(features[name].shape[1:]), str(features[name].dtype)) for name in names)
+        key = (head, *((name, tuple(features[name].shape[1:]), str(features[name].dtype)) for name in names))
         bucket = self.buckets.setdefault(key, [])
         for i in range(len(starts)):
-            bucket.append((track.clip.position, first + i, {name: features[name][i : i + 1] for name in names}))
+            bucket.append((track.clip.position, head, first + i, {name: features[name][i : i + 1] for name in names}))
             if len(bucket) >= self.batch_size:
                 self._run(bucket[: self.batch_size])
                 del bucket[: self.batch_size]
 
-    def _track_read(self, track: _Track) -> None:
+    def _track_read(self, track: Track) -> None:
         self.shard_unended[track.shard] -= 1
         if self.shard_unended[track.shard] == 0:
             # every clip of the shard is read: run its windows still waiting in partly filled buckets
@@ -325,26 +373,25 @@ class _ShardRunner:
         for i in range(0, len(bucket), self.batch_size):
             self._run(bucket[i : i + self.batch_size])
 
-    def _run(self, items: list[tuple[int, int, dict]]) -> None:
+    def _run(self, items: list[tuple[int, int, int, dict]]) -> None:
         if not items:
             return
-        names = items[0][2].keys()
-        batch = {name: torch.cat([item[2][name] for item in items]) for name in names}
-        pooled = self.embedder(batch)
-        for (position, index, _), value in zip(items, pooled):
-            track = self.tracks[position]
-            track.results[index] = value.numpy()
+        names = items[0][3].keys()
+        batch = {name: torch.cat([item[3][name] for item in items]) for name in names}
+        values = self.jobs[items[0][1]](batch)
+        for (position, head, index, _), value in zip(items, values):
+            self.tracks[position].results[(head, index)] = value.numpy()
         for position in dict.fromkeys(item[0] for item in items):
             self._maybe_finish(self.tracks[position])
 
-    def _maybe_finish(self, track: _Track) -> None:
+    def _maybe_finish(self, track: Track) -> None:
         if track.finished or not track.ended:
             return
-        if track.error is None and len(track.results) < track.num_windows:
+        if track.error is None and len(track.results) < sum(track.num_windows):
             return
         track.finished = True
         if track.error is None:
-            self.audio_seconds += track.num_samples / self.sampling_rate
+            self.audio_seconds += track.duration
         if self.progress is not None:
             elapsed = max(time.perf_counter() - self.started, 1e-9)
             hours = self.audio_seconds / 3600
@@ -362,22 +409,14 @@ class _ShardRunner:
         from datasets.arrow_writer import ArrowWriter
 
         tracks = [self.tracks.pop(position) for position in self.shard_tracks[shard]]
-        rate = self.sampling_rate
         rows = [t for t in tracks if t.error is None]
         skipped = [{"id": t.clip.id, "path": t.clip.path, "error": t.error} for t in tracks if t.error is not None]
-        columns = {
-            "id": [t.clip.id for t in rows],
-            "path": [t.clip.path for t in rows],
-            "duration": [t.num_samples / rate for t in rows],
-            "window_starts": [[s / rate for s in t.starts] for t in rows],
-            "embeddings": [np.stack([t.results[i] for i in range(t.num_windows)]) for t in rows],
-        }
         name = shard_file_name(shard, self.num_shards)
         tmp = self.output_dir / f"{name}.tmp-{self.rank}-{os.getpid()}"
         writer = ArrowWriter(features=self.features, path=str(tmp))
         try:
             if rows:
-                writer.write_batch(columns)
+                writer.write_batch(self.columns(rows))
             writer.finalize()
         finally:
             writer.close()
@@ -389,8 +428,8 @@ class _ShardRunner:
                 "file": name,
                 "process": self.rank,
                 "clips": len(rows),
-                "windows": sum(t.num_windows for t in rows),
-                "audio_seconds": sum(t.num_samples for t in rows) / rate,
+                "windows": sum(sum(t.num_windows) for t in rows),
+                "audio_seconds": sum(t.duration for t in rows),
                 "skipped": skipped,
             },
         )
@@ -398,6 +437,17 @@ class _ShardRunner:
         del self.shard_tracks[shard]
         if self.stop_after_shards is not None and self.shards_written >= self.stop_after_shards:
             raise ExtractionInterrupted(f"stopped after {self.shards_written} shard(s) (test hook)")
+
+
+def embedding_columns(tracks: list[Track], rate: int) -> dict:
+    """A shard's columns of `extract_embeddings`: id, path, duration, window starts (s) and the windows' embeddings."""
+    return {
+        "id": [t.clip.id for t in tracks],
+        "path": [t.clip.path for t in tracks],
+        "duration": [t.duration for t in tracks],
+        "window_starts": [[start / rate for start in t.starts[0]] for t in tracks],
+        "embeddings": [np.stack(t.head_results(0)) for t in tracks],
+    }
 
 
 def _wait_for(paths: Callable[[], bool], poll_seconds: float = 0.5) -> None:
@@ -558,12 +608,13 @@ def _claim_shards(plan: _Plan, output_dir: Path, procs: _Processes, overwrite: b
 
 def _run_shards(plan: _Plan, shards: list[int], output_dir: Path, procs: _Processes, batch_size: int, workers: int,
                 progress: bool, stop_after_shards: int | None) -> None:
-    stream_kwargs = dict(dataset=plan.dataset, audio_column="audio", processor=plan.processor,
-                         min_samples=plan.min_samples, block_windows=batch_size)
+    stream = dict(dataset=plan.dataset, audio_column="audio", heads=[StreamHead(plan.processor, plan.min_samples)],
+                  block_windows=batch_size)
+    columns = functools.partial(embedding_columns, rate=plan.loaded.sampling_rate)
     with LayerEmbedder(plan.loaded, plan.layer_ids, plan.pooling, procs.device, plan.compute_dtype) as embedder:
-        runner = _ShardRunner(
-            plan.clips, shards, plan.shard_size, plan.num_shards, stream_kwargs, embedder, batch_size, workers,
-            plan.features, output_dir, plan.loaded.sampling_rate, procs.rank, progress, stop_after_shards,
+        runner = ShardRunner(
+            plan.clips, shards, plan.shard_size, plan.num_shards, stream, [embedder], columns, batch_size, workers,
+            plan.features, output_dir, procs, "embed" if progress else None, stop_after_shards,
         )
         runner.run()
 
@@ -588,4 +639,7 @@ def _finish(plan: _Plan, output_dir: Path, procs: _Processes) -> None:
         logger.info(message)
 
 
-__all__ = ["ExtractionInterrupted", "WindowStream", "extract_embeddings", "min_input_samples", "output_features"]
+__all__ = [
+    "ExtractionInterrupted", "ShardRunner", "StreamHead", "Track", "WindowStream", "extract_embeddings",
+    "min_input_samples", "output_features",
+]
