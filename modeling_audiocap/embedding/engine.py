@@ -23,6 +23,7 @@ finished shards; files that cannot be decoded are skipped, logged and listed in 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -40,8 +41,9 @@ from ..audio import AudioDecodingError
 from ..encoder_families import encoder_family
 from ..processing_audiocap import AudioCapFeatureExtractor
 from .output import (
+    EMBED,
     SKIPPED_FILE,
-    WORK_DIR,
+    OutputLayout,
     atomic_write_json,
     write_dataset_files,
     inputs_digest,
@@ -68,14 +70,14 @@ class ExtractionInterrupted(RuntimeError):
 
 
 @dataclass
-class _Processes:
+class Processes:
     rank: int
     world: int
     device: torch.device
     barrier: Callable[[], None]
 
 
-def _processes(device: str | torch.device | None) -> _Processes:
+def processes(device: str | torch.device | None) -> Processes:
     """This process's rank among those `accelerate launch` (or torchrun) started, and its device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
@@ -84,13 +86,13 @@ def _processes(device: str | torch.device | None) -> _Processes:
         # Without `cpu=True` accelerate does not join CPU processes into one group (each would think it is alone).
         on_cpu = torch.device(device).type == "cpu" if device is not None else not torch.cuda.is_available()
         state = PartialState(cpu=on_cpu)
-        return _Processes(
+        return Processes(
             state.process_index, state.num_processes, torch.device(device) if device else state.device,
             state.wait_for_everyone,
         )
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return _Processes(0, 1, torch.device(device), lambda: None)
+    return Processes(0, 1, torch.device(device), lambda: None)
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -269,9 +271,10 @@ class ShardRunner:
         num_workers: int,
         features: datasets.Features,
         output_dir: Path,
-        procs: _Processes,
+        procs: Processes,
         progress: str | None,
         stop_after_shards: int | None,
+        layout: OutputLayout = EMBED,
     ):
         self.jobs = list(jobs)
         self.columns = columns
@@ -279,7 +282,7 @@ class ShardRunner:
         self.num_workers = num_workers
         self.features = features
         self.output_dir = output_dir
-        self.work_dir = output_dir / WORK_DIR
+        self.work_dir = output_dir / layout.work_dir
         self.num_shards = num_shards
         self.device = procs.device
         self.rank = procs.rank
@@ -515,16 +518,16 @@ def extract_embeddings(
     import datasets
 
     _check_settings(pooling, batch_size, shard_size, window_seconds, hop_seconds)
-    procs = _processes(device)
+    procs = processes(device)
     plan = _plan(inputs, encoder, procs.device, window_seconds=window_seconds, hop_seconds=hop_seconds, layers=layers,
                  pooling=pooling, dtype=dtype, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
                  split=split)
     output_dir = Path(output_dir)
-    mine = _claim_shards(plan, output_dir, procs, overwrite)
+    mine = claim_shards(plan, output_dir, procs, overwrite)
     if mine:
         workers = default_num_workers(procs.device) if num_workers is None else num_workers
         _run_shards(plan, mine, output_dir, procs, batch_size, workers, progress, _stop_after_shards)
-    _finish(plan, output_dir, procs)
+    finish(plan, output_dir, procs)
     return datasets.load_from_disk(str(output_dir))
 
 
@@ -592,11 +595,12 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
                  output_features(len(layer_ids), width, pooling), shard_size, num_shards, pooling, settings)
 
 
-def _claim_shards(plan: _Plan, output_dir: Path, procs: _Processes, overwrite: bool) -> list[int]:
-    """This process's share of the shards not yet written (after the first process prepared `output_dir`)."""
-    work = output_dir / WORK_DIR
+def claim_shards(plan, output_dir: Path, procs: Processes, overwrite: bool, layout: OutputLayout = EMBED) -> list[int]:
+    """This process's share of the shards of `plan` (its `settings`, `num_shards`) not yet written (after the first
+    process prepared `output_dir`)."""
+    work = output_dir / layout.work_dir
     if procs.rank == 0:
-        prepare_output(output_dir, plan.settings, overwrite)
+        prepare_output(output_dir, plan.settings, overwrite, layout)
     procs.barrier()
     done = {k for k in range(plan.num_shards) if (work / f"shard-{k:05d}.json").exists()}
     procs.barrier()  # every process has read the same set of finished shards before any writes one
@@ -606,7 +610,7 @@ def _claim_shards(plan: _Plan, output_dir: Path, procs: _Processes, overwrite: b
     return pending[procs.rank :: procs.world]
 
 
-def _run_shards(plan: _Plan, shards: list[int], output_dir: Path, procs: _Processes, batch_size: int, workers: int,
+def _run_shards(plan: _Plan, shards: list[int], output_dir: Path, procs: Processes, batch_size: int, workers: int,
                 progress: bool, stop_after_shards: int | None) -> None:
     stream = dict(dataset=plan.dataset, audio_column="audio", heads=[StreamHead(plan.processor, plan.min_samples)],
                   block_windows=batch_size)
@@ -619,17 +623,19 @@ def _run_shards(plan: _Plan, shards: list[int], output_dir: Path, procs: _Proces
         runner.run()
 
 
-def _finish(plan: _Plan, output_dir: Path, procs: _Processes) -> None:
-    """The first process waits for every shard and writes the dataset's files; the others wait for it."""
-    work = output_dir / WORK_DIR
+def finish(plan, output_dir: Path, procs: Processes, layout: OutputLayout = EMBED) -> dict:
+    """The first process waits for every shard of `plan` and writes the dataset's files; the others wait for it.
+    Returns the run's counts."""
+    work = output_dir / layout.work_dir
     if procs.rank != 0:
         _wait_for(lambda: (work / "finished.json").exists())
-        return
+        with open(work / "finished.json", encoding="utf-8") as f:
+            return json.load(f)
     _wait_for(lambda: all((work / f"shard-{k:05d}.json").exists() for k in range(plan.num_shards)))
-    counts = write_dataset_files(output_dir, plan.num_shards, plan.features, plan.settings)
+    counts = write_dataset_files(output_dir, plan.num_shards, plan.features, plan.settings, layout)
     atomic_write_json(work / "finished.json", {"plan": plan.settings, **counts})
     message = (
-        f"Embedded {counts['clips']} clips ({counts['audio_seconds'] / 3600:.3g} h of audio, "
+        f"{layout.tool}: {counts['clips']} clips ({counts['audio_seconds'] / 3600:.3g} h of audio, "
         f"{counts['windows']} windows) into {output_dir}"
     )
     if counts["skipped"]:
@@ -637,6 +643,7 @@ def _finish(plan: _Plan, output_dir: Path, procs: _Processes) -> None:
         logger.warning(message)
     else:
         logger.info(message)
+    return {"plan": plan.settings, **counts}
 
 
 __all__ = [

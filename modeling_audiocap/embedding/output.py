@@ -1,15 +1,16 @@
-"""The on-disk side of `extract_embeddings`: the output dataset's format, the run's plan (to resume), and the
-final `save_to_disk` layout written from the finished shards.
+"""The on-disk side of `extract_embeddings` and `predict_catalogue`: the output dataset's format, the run's plan (to
+resume), and the final `save_to_disk` layout written from the finished shards.
 
 Layout of `output_dir`: `data-XXXXX-of-YYYYY.arrow` shards, `state.json` and `dataset_info.json` (so that
 `datasets.load_from_disk(output_dir)` reads them as one dataset), `skipped.json` (clips that could not be read, with
-the reason), `embedding_config.json` (the settings and counts); `.audiocap-embed/` holds the plan and a marker per
-finished shard.
+the reason), the settings and counts (`embedding_config.json` / `predict_config.json`); `.audiocap-embed/` (or
+`.audiocap-predict/`) holds the plan and a marker per finished shard.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import json
 import os
@@ -22,11 +23,26 @@ from .sources import Clip
 if TYPE_CHECKING:  # `datasets` is imported when needed: `import modeling_audiocap` stays fast
     import datasets
 
-WORK_DIR = ".audiocap-embed"
 STATE_FILE = "state.json"
 INFO_FILE = "dataset_info.json"
 SKIPPED_FILE = "skipped.json"
-CONFIG_FILE = "embedding_config.json"
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """What a kind of run writes: the command that writes it (its work folder is `.<tool>`), its settings file and
+    the description its dataset carries."""
+
+    tool: str
+    config_file: str
+    description: str
+
+    @property
+    def work_dir(self) -> str:
+        return f".{self.tool}"
+
+
+EMBED = OutputLayout("audiocap-embed", "embedding_config.json", "Layer-wise audio embeddings written by audiocap-embed")
 
 
 # -- output format -------------------------------------------------------------------------------------------------
@@ -77,11 +93,11 @@ def inputs_digest(clips: Sequence[Clip]) -> str:
     return digest.hexdigest()[:24]
 
 
-def prepare_output(output_dir: Path, plan: dict, overwrite: bool) -> None:
+def prepare_output(output_dir: Path, plan: dict, overwrite: bool, layout: OutputLayout = EMBED) -> None:
     """Create `output_dir` or check that it holds a run with the same plan (to resume); remove stale temporary
     files. With `overwrite`, the files of an earlier run are removed first."""
-    work = output_dir / WORK_DIR
-    ours = [STATE_FILE, INFO_FILE, SKIPPED_FILE, CONFIG_FILE]
+    work = output_dir / layout.work_dir
+    ours = [STATE_FILE, INFO_FILE, SKIPPED_FILE, layout.config_file]
     if overwrite and output_dir.exists():
         for path in [*output_dir.glob("data-*-of-*.arrow*"), *(output_dir / name for name in ours)]:
             path.unlink(missing_ok=True)
@@ -95,11 +111,11 @@ def prepare_output(output_dir: Path, plan: dict, overwrite: bool) -> None:
         if previous != plan:
             changed = sorted(k for k in set(previous) | set(plan) if previous.get(k) != plan.get(k))
             raise ValueError(
-                f"{output_dir} holds an extraction run with other settings ({', '.join(changed)} differ); "
+                f"{output_dir} holds a {layout.tool} run with other settings ({', '.join(changed)} differ); "
                 "pass overwrite=True (--overwrite) to replace it, or choose another output_dir"
             )
     elif any(output_dir.glob("data-*-of-*.arrow")) or (output_dir / STATE_FILE).exists():
-        raise ValueError(f"{output_dir} already holds a dataset not written by audiocap-embed; choose another output_dir")
+        raise ValueError(f"{output_dir} already holds a dataset not written by {layout.tool}; choose another output_dir")
     work.mkdir(parents=True, exist_ok=True)
     for stale in [*output_dir.glob("*.tmp-*"), *work.glob("*.tmp-*")]:
         stale.unlink(missing_ok=True)
@@ -107,12 +123,14 @@ def prepare_output(output_dir: Path, plan: dict, overwrite: bool) -> None:
         atomic_write_json(plan_file, plan)
 
 
-def write_dataset_files(output_dir: Path, num_shards: int, features: datasets.Features, plan: dict) -> dict:
+def write_dataset_files(
+    output_dir: Path, num_shards: int, features: datasets.Features, plan: dict, layout: OutputLayout = EMBED
+) -> dict:
     """Write `state.json` / `dataset_info.json` (so `load_from_disk` reads the shards as one dataset),
-    `skipped.json` and `embedding_config.json`; returns the run's counts."""
+    `skipped.json` and the settings file; returns the run's counts."""
     import datasets
 
-    work = output_dir / WORK_DIR
+    work = output_dir / layout.work_dir
     markers = []
     for shard in range(num_shards):
         with open(work / f"shard-{shard:05d}.json", encoding="utf-8") as f:
@@ -126,9 +144,9 @@ def write_dataset_files(output_dir: Path, num_shards: int, features: datasets.Fe
         "processes_that_wrote_shards": len({m.get("process", 0) for m in markers}),
     }
     atomic_write_json(output_dir / SKIPPED_FILE, skipped)
-    atomic_write_json(output_dir / CONFIG_FILE, {**plan, **counts})
+    atomic_write_json(output_dir / layout.config_file, {**plan, **counts})
     info = datasets.DatasetInfo(
-        description="Layer-wise audio embeddings written by audiocap-embed: " + json.dumps(plan, sort_keys=True),
+        description=f"{layout.description}: " + json.dumps(plan, sort_keys=True),
         features=features,
     )
     # not sorted below the first level: that would reorder the columns in `features`
@@ -149,4 +167,7 @@ def write_dataset_files(output_dir: Path, num_shards: int, features: datasets.Fe
 
 
 
-__all__ = ["atomic_write_json", "inputs_digest", "output_features", "prepare_output", "shard_file_name", "write_dataset_files"]
+__all__ = [
+    "EMBED", "OutputLayout", "atomic_write_json", "inputs_digest", "output_features", "prepare_output",
+    "shard_file_name", "write_dataset_files",
+]
