@@ -47,6 +47,7 @@ setup(
     entry_points={
         "console_scripts": [
             "audiocap-embed = modeling_audiocap.embedding.cli:main",
+            "audiocap-predict = modeling_audiocap.catalogue.cli:main",
             "audiocap-push = modeling_audiocap.hub.cli:main",
         ]
     },

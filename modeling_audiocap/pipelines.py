@@ -59,6 +59,16 @@ def saved_audio_processor(pipe: Pipeline) -> AudioCapFeatureExtractor:
     return AudioCapFeatureExtractor(pipe.feature_extractor, window_seconds=window_seconds)
 
 
+def windowed_by_config(audio: AudioCapFeatureExtractor, config) -> AudioCapFeatureExtractor:
+    """A saved audio processor without a window of its own cuts by the model config's `window_seconds`, as the model
+    was trained and evaluated."""
+    if audio.window_seconds is not None:
+        return audio
+    return type(audio)(
+        audio.feature_extractor, window_seconds=getattr(config, "window_seconds", None), normalize=audio.normalize
+    )
+
+
 class AudioGenreClassificationPipeline(ChunkPipeline):
     """Classify a music clip with an audiocap genre model, preprocessed exactly as in training.
 
@@ -85,16 +95,8 @@ class AudioGenreClassificationPipeline(ChunkPipeline):
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be >= 1, got {window_batch_size}")
         self.window_batch_size = window_batch_size
-        self.audio_processor = self._audio_processor()
+        self.audio_processor = windowed_by_config(saved_audio_processor(self), self.model.config)
         self.model.eval()
-
-    def _audio_processor(self) -> AudioCapFeatureExtractor:
-        """The model's saved audio preprocessing, windowed by the config when it has no window of its own."""
-        audio = saved_audio_processor(self)
-        if audio.window_seconds is None:
-            audio = type(audio)(audio.feature_extractor, window_seconds=self.model.config.window_seconds,
-                                normalize=audio.normalize)
-        return audio
 
     def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None,
                              sampling_rate: int | None = None, **kwargs):
@@ -201,12 +203,7 @@ class MusicCaptioningPipeline(Pipeline):
             self.tokenizer = getattr(self.processor, "tokenizer", None)
         if self.tokenizer is None:
             raise ValueError(f"{self.model.name_or_path} has no tokenizer saved with it to write captions; pass tokenizer=")
-        audio = saved_audio_processor(self)
-        self.audio_processor = type(audio)(
-            audio.feature_extractor,
-            window_seconds=audio.window_seconds or getattr(self.model.config, "window_seconds", None),
-            normalize=audio.normalize,
-        )
+        self.audio_processor = windowed_by_config(saved_audio_processor(self), self.model.config)
 
     def _sanitize_parameters(self, **kwargs):
         forward = {k: kwargs[k] for k in GENERATE_OPTIONS if k in kwargs}

@@ -163,6 +163,20 @@ LABELS = {0: "rock", 1: "jazz", 2: "ambient"}
 
 
 
+CAPTION_WORDS = ["<pad>", "</s>", "<unk>", "a", "calm", "piano", "loud", "guitar", "solo", "with", "drums"]
+
+
+def word_tokenizer(words: list[str] = CAPTION_WORDS):
+    """A word-level tokenizer built in code, `<pad>`, `</s>` and `<unk>` first (ids < the tiny T5's vocabulary of 64
+    for the default words)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
 def genre_model(family: str, **kwargs) -> tuple[AudioEncoderForGenreClassification, object]:
     resolved = resolve_encoder(tiny_encoder_config(family))
     config = AudioGenreConfig(

@@ -10,8 +10,17 @@ import wave
 import numpy as np
 import pytest
 import torch
-from conftest import LABELS, WITHOUT_PACKAGE, caption_model, genre_model, tiny_encoder_config, tone
-from transformers import AutoFeatureExtractor, AutoProcessor, PreTrainedTokenizerFast
+from conftest import (
+    CAPTION_WORDS,
+    LABELS,
+    WITHOUT_PACKAGE,
+    caption_model,
+    genre_model,
+    tiny_encoder_config,
+    tone,
+    word_tokenizer,
+)
+from transformers import AutoFeatureExtractor, AutoProcessor
 
 from modeling_audiocap import (
     AudioCapFeatureExtractor,
@@ -20,18 +29,6 @@ from modeling_audiocap import (
     average_windows,
     resolve_encoder,
 )
-
-CAPTION_WORDS = ["<pad>", "</s>", "<unk>", "a", "calm", "piano", "loud", "guitar", "solo", "with", "drums"]
-
-
-def word_tokenizer() -> PreTrainedTokenizerFast:
-    """A tiny word-level tokenizer built in code (ids < the tiny T5's vocabulary of 64)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(CAPTION_WORDS)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-
 
 def write_wav(path, audio: np.ndarray, rate: int, channels: int = 1) -> str:
     frames = np.repeat(audio[:, None], channels, axis=1)

@@ -111,10 +111,10 @@ def _identity(item):
     return item
 
 
-def min_input_samples(loaded: LoadedEncoder) -> int:
+def min_input_samples(encoder: torch.nn.Module, config) -> int:
     """The fewest samples a waveform encoder with a convolutional feature encoder turns into at least one frame."""
-    lengths = getattr(loaded.model, "_get_feat_extract_output_lengths", None)
-    if lengths is None or not encoder_family(loaded.config).waveform:
+    lengths = getattr(encoder, "_get_feat_extract_output_lengths", None)
+    if lengths is None or not encoder_family(config).waveform:
         return 1
     low, high = 1, 1 << 20
     while low < high:
@@ -567,7 +567,7 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
     compute_dtype = choose_dtype(dtype, device)
     layer_ids = resolve_layers(layers, loaded.num_layers)
     rate = loaded.sampling_rate
-    min_samples = min_input_samples(loaded)
+    min_samples = min_input_samples(loaded.model, loaded.config)
     if int(round(window_seconds * rate)) < min_samples:
         raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
     clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)

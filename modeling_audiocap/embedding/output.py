@@ -9,12 +9,11 @@ the reason), the settings and counts (`embedding_config.json` / `predict_config.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 import hashlib
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,8 +148,11 @@ def write_dataset_files(
         description=f"{layout.description}: " + json.dumps(plan, sort_keys=True),
         features=features,
     )
-    # not sorted below the first level: that would reorder the columns in `features`
-    info_dict = dataclasses.asdict(info)
+    # datasets' own dict form (it writes a ClassLabel's names as `load_from_disk` reads them); not sorted below the
+    # first level: that would reorder the columns in `features`
+    from datasets.utils.py_utils import asdict
+
+    info_dict = asdict(info)
     atomic_write_json(output_dir / INFO_FILE, {key: info_dict[key] for key in sorted(info_dict)}, sort_keys=False)
     state = {
         "_data_files": [{"filename": shard_file_name(k, num_shards)} for k in range(num_shards)],

@@ -1,0 +1,73 @@
+"""`audiocap-predict`: the command-line face of `predict_catalogue`.
+
+    audiocap-predict INPUTS... --model runs/demo-genre [--model runs/demo-caption ...] --output_dir predictions/
+        [--window_scores] [--embeddings] [--max_new_tokens N] [--num_beams N] [--batch_size 8] [--shard_size 256]
+        [--num_workers N] [--device cpu|cuda] [--audio_column audio] [--id_column id] [--split train] [--overwrite]
+        [--no_progress]
+
+INPUTS: a folder, audio files, a `save_to_disk` directory or a Hub dataset id. Several processes:
+`accelerate launch --multi_gpu --num_processes N -m modeling_audiocap.catalogue.cli ...` or, on CPUs, `torchrun
+--nproc_per_node N -m modeling_audiocap.catalogue.cli ...` (each process takes its shards).
+"""
+
+import argparse
+import logging
+import sys
+
+from ..embedding.engine import DEFAULT_SHARD_SIZE
+from .predict import predict_catalogue
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiocap-predict",
+        description="Genre labels and scores, and captions, of every track of a catalogue by saved audiocap models, "
+        "in one pass, written as a Hugging Face dataset (resumable: run the same command again to continue).",
+    )
+    parser.add_argument("inputs", nargs="+", help="a folder, audio files, a save_to_disk directory or a Hub dataset id")
+    parser.add_argument("--model", action="append", required=True,
+                        help="a saved audiocap genre model or captioner (folder or Hub id); repeat for several")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--window_scores", action="store_true", help="also write each window's genre scores")
+    parser.add_argument("--embeddings", action="store_true", help="also write each genre model's track embedding")
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="captioners: longest caption")
+    parser.add_argument("--num_beams", type=int, default=None, help="captioners: beam search width")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE)
+    parser.add_argument("--num_workers", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--audio_column", default="audio")
+    parser.add_argument("--id_column", default="id")
+    parser.add_argument("--split", default=None)
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
+    parser.add_argument("--no_progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    generation = {key: getattr(args, key) for key in ("max_new_tokens", "num_beams") if getattr(args, key) is not None}
+    dataset = predict_catalogue(
+        args.inputs[0] if len(args.inputs) == 1 else args.inputs,
+        args.model,
+        args.output_dir,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        num_workers=args.num_workers,
+        device=args.device,
+        window_scores=args.window_scores,
+        embeddings=args.embeddings,
+        generation=generation,
+        audio_column=args.audio_column,
+        id_column=args.id_column,
+        split=args.split,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(f"{len(dataset)} tracks -> {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The saved models a catalogue run applies, as heads: how each reads a track (its saved processor's windows, or
+only the first window for a captioner, as its pipeline does), what it computes on a batch of windows, and the
+columns it adds to a track's row."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..embedding.engine import StreamHead, Track, min_input_samples
+from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
+from ..pipelines import windowed_by_config
+from ..processing_audiocap import AudioCapFeatureExtractor, AudioCapProcessor, average_windows
+from ..saved import audiocap_model_type
+
+
+class Head:
+    """One model of a catalogue run. `key` prefixes its columns; `settings` is what the run's plan records of it."""
+
+    kind = ""
+
+    def __init__(self, key: str, name: str, model: torch.nn.Module, audio: AudioCapFeatureExtractor,
+                 first_window_only: bool = False):
+        self.key = key
+        self.name = name
+        self.model = model.eval()
+        self.audio = audio
+        self.stream = StreamHead(audio, min_input_samples(model.encoder, model.config.encoder), first_window_only)
+        self.device = torch.device("cpu")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        audio = self.audio
+        return {"key": self.key, "model": self.name, "kind": self.kind, "sampling_rate": audio.sampling_rate,
+                "window_seconds": audio.window_seconds, "hop_seconds": audio.hop_seconds, "normalize": audio.normalize}
+
+    def to(self, device: torch.device) -> Head:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: value.to(self.device) for name, value in batch.items()}
+
+    def features(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        raise NotImplementedError
+
+    def columns(self, tracks: list[Track], head: int) -> dict[str, list]:
+        raise NotImplementedError
+
+
+class GenreHead(Head):
+    """A genre classifier: every window's logits; per track the softmax of their mean (what its pipeline gives), the
+    best label, and on request each window's softmax scores and the mean of the windows' pooled embeddings."""
+
+    kind = "genre"
+
+    def __init__(self, key: str, name: str, model: AudioEncoderForGenreClassification, audio: AudioCapFeatureExtractor,
+                 window_scores: bool = False, embeddings: bool = False):
+        super().__init__(key, name, model, audio)
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.window_scores = window_scores
+        self.embeddings = embeddings
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings, "labels": self.labels, "window_scores": self.window_scores,
+                "embeddings": self.embeddings}
+
+    def features(self) -> dict[str, Any]:
+        import datasets
+
+        scores = datasets.List(datasets.Value("float32"))
+        features = {f"{self.key}_label": datasets.ClassLabel(names=self.labels), f"{self.key}_scores": scores}
+        if self.window_scores:
+            features[f"{self.key}_window_scores"] = datasets.List(scores)
+        if self.embeddings:
+            features[f"{self.key}_embedding"] = datasets.List(datasets.Value("float32"))
+        return features
+
+    @torch.inference_mode()
+    def __call__(self, batch: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        out = self.model(**self.inputs(batch))
+        values = [out.logits.float()]
+        if self.embeddings:
+            values.append(out.embeddings.float())
+        return list(torch.cat(values, dim=-1).cpu())  # per window: its logits, then its embedding
+
+    def columns(self, tracks: list[Track], head: int) -> dict[str, list]:
+        num_labels = len(self.labels)
+        columns: dict[str, list] = {name: [] for name in self.features()}
+        for track in tracks:
+            values = torch.from_numpy(np.stack(track.head_results(head)))
+            logits = values[:, :num_labels]
+            clip = average_windows(logits, torch.zeros(logits.shape[0], dtype=torch.long), num_clips=1)[0]
+            scores = clip.softmax(-1)
+            columns[f"{self.key}_label"].append(int(scores.argmax()))
+            columns[f"{self.key}_scores"].append(scores.tolist())
+            if self.window_scores:
+                columns[f"{self.key}_window_scores"].append(logits.softmax(-1).tolist())
+            if self.embeddings:
+                columns[f"{self.key}_embedding"].append(values[:, num_labels:].mean(0).tolist())
+        return columns
+
+
+class CaptionHead(Head):
+    """A captioner: its first window (the start of the track, as its pipeline captions it) through `generate` with
+    the model's saved generation settings, updated by `generation`."""
+
+    kind = "caption"
+
+    def __init__(self, key: str, name: str, model: AudioEncoderT5ForCaptioning, processor: AudioCapProcessor,
+                 generation: dict | None = None):
+        super().__init__(key, name, model, windowed_by_config(processor.audio, model.config), first_window_only=True)
+        self.tokenizer = processor.tokenizer
+        self.generation = dict(generation or {})
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        config = self.model.generation_config.to_diff_dict()
+        config.update(self.generation)
+        config.pop("transformers_version", None)
+        return {**super().settings, "generation": config}
+
+    def features(self) -> dict[str, Any]:
+        import datasets
+
+        return {f"{self.key}_caption": datasets.Value("string")}
+
+    @torch.inference_mode()
+    def __call__(self, batch: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        return list(self.model.generate(**self.inputs(batch), **self.generation).cpu())
+
+    def columns(self, tracks: list[Track], head: int) -> dict[str, list]:
+        ids = [track.head_results(head)[0] for track in tracks]
+        return {f"{self.key}_caption": [
+            text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        ]}
+
+
+def column_key(name: str, taken: set[str]) -> str:
+    """A column prefix for a model: its folder's (or repo's) name, made unique."""
+    base = re.sub(r"\W+", "_", os.path.basename(os.path.normpath(name))).strip("_") or "model"
+    key, n = base, 2
+    while key in taken:
+        key, n = f"{base}_{n}", n + 1
+    taken.add(key)
+    return key
+
+
+def load_heads(models: Sequence[str], window_scores: bool = False, embeddings: bool = False,
+               generation: dict | None = None, **hub_kwargs) -> list[Head]:
+    """A head per saved audiocap model (a folder or Hub id), with its saved preprocessing."""
+    heads: list[Head] = []
+    taken: set[str] = set()
+    for name in models:
+        name = os.path.abspath(name) if os.path.isdir(name) else os.fspath(name)
+        model_type = audiocap_model_type(name, **hub_kwargs)
+        key = column_key(name, taken)
+        if model_type == "audiocap_genre":
+            model = AudioEncoderForGenreClassification.from_pretrained(name, **hub_kwargs)
+            audio = windowed_by_config(AudioCapFeatureExtractor.from_pretrained(name, **hub_kwargs), model.config)
+            heads.append(GenreHead(key, name, model, audio, window_scores, embeddings))
+        elif model_type == "audiocap_caption":
+            model = AudioEncoderT5ForCaptioning.from_pretrained(name, **hub_kwargs)
+            heads.append(CaptionHead(key, name, model, AudioCapProcessor.from_pretrained(name, **hub_kwargs), generation))
+        else:
+            raise ValueError(
+                f"{name} is not a saved audiocap genre model or captioner (a folder or Hub repo with its config.json); "
+                "for an encoder's embeddings use audiocap-embed"
+            )
+    if not heads:
+        raise ValueError("Give at least one model")
+    return heads
+
+
+__all__ = ["CaptionHead", "GenreHead", "Head", "column_key", "load_heads"]

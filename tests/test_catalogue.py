@@ -1,0 +1,131 @@
+"""predict_catalogue / audiocap-predict: a genre model and a captioner over a folder of real formats in one pass,
+each track's row equal to what `pipeline()` gives for the file; broken files listed; a killed run resumed; the
+command line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import CAPTION_WORDS, caption_model, ffmpeg, genre_model, tone, word_tokenizer, write_wav
+from transformers import pipeline
+
+from modeling_audiocap import AudioCapFeatureExtractor, AudioCapProcessor, AudioGenreClassificationPipeline
+from modeling_audiocap.catalogue import predict_catalogue
+from modeling_audiocap.catalogue.cli import main as cli_main
+from modeling_audiocap.embedding import ExtractionInterrupted
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+WORDS = CAPTION_WORDS + [f"word{i}" for i in range(64 - len(CAPTION_WORDS))]  # every id the tiny T5 writes is a word
+GENERATION = {"max_new_tokens": 6}
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    """A folder of tracks as users have them (WAV stereo 44.1 kHz, FLAC 48 kHz, MP3, OGG; shorter than a window,
+    several windows long; a broken file), a MERT genre model (24 kHz, 0.5 s windows every 0.25 s) and a wav2vec2
+    captioner (16 kHz): two rates, so each track is decoded twice and cut by each model's processor."""
+    root = tmp_path_factory.mktemp("catalogue")
+    music = root / "music"
+    (music / "rock").mkdir(parents=True)
+    (music / "jazz").mkdir()
+    stereo = np.stack([tone(1.3, 44100, 330.0), tone(1.3, 44100, 220.0, seed=1)], axis=1)
+    import soundfile as sf
+
+    sf.write(music / "rock" / "stereo.wav", stereo, 44100)
+    write_wav(music / "rock" / "short.wav", tone(0.3, 22050, 500.0, seed=2), 22050)
+    write_wav(root / "src.wav", tone(2.2, 48000, 260.0, seed=3), 48000)
+    ffmpeg(root / "src.wav", music / "jazz" / "long.flac")
+    ffmpeg(root / "src.wav", music / "jazz" / "track.mp3", "-b:a", "64k")
+    ffmpeg(root / "src.wav", music / "jazz" / "track.ogg", "-c:a", "libvorbis")
+    (music / "jazz" / "broken.mp3").write_bytes(b"ID3 not really an mp3")
+    torch.manual_seed(0)
+    genre, resolved = genre_model("mert")
+    genre.save_pretrained(root / "genre")
+    AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=0.5, hop_seconds=0.25).save_pretrained(root / "genre")
+    captioner, resolved = caption_model("wav2vec2-layernorm")
+    captioner.generation_config.update(min_new_tokens=3, suppress_tokens=[0, 2])  # words, not an empty caption
+    captioner.save_pretrained(root / "captioner")
+    AudioCapProcessor(resolved.feature_extractor, word_tokenizer(WORDS), window_seconds=0.5).save_pretrained(root / "captioner")
+    return root
+
+
+def predict(catalogue, out, **kwargs):
+    settings = dict(batch_size=3, shard_size=2, num_workers=0, device="cpu", progress=False, generation=GENERATION)
+    return predict_catalogue(catalogue / "music", [catalogue / "genre", catalogue / "captioner"], out,
+                             **{**settings, **kwargs})
+
+
+def test_each_track_gets_what_the_pipelines_give(catalogue, tmp_path):
+    rows = predict(catalogue, tmp_path / "out", window_scores=True, embeddings=True)
+    files = sorted(p.relative_to(catalogue / "music").as_posix() for p in (catalogue / "music").rglob("*.*"))
+    assert rows["id"] == [f for f in files if "broken" not in f]  # each readable track once, in input order
+    skipped = json.loads((tmp_path / "out" / "skipped.json").read_text())
+    assert [item["id"] for item in skipped] == ["jazz/broken.mp3"] and "broken.mp3" in skipped[0]["error"]
+    labels = rows.features["genre_label"].names
+    classify = pipeline("audio-classification", model=str(catalogue / "genre"),
+                        pipeline_class=AudioGenreClassificationPipeline)
+    describe = pipeline("music-captioning", model=str(catalogue / "captioner"))
+    captions = set()
+    for row in rows:
+        expected = {item["label"]: item["score"] for item in classify(row["path"], top_k=None)}
+        np.testing.assert_allclose(row["genre_scores"], [expected[label] for label in labels], rtol=0, atol=1e-6)
+        assert labels[row["genre_label"]] == max(expected, key=expected.get)
+        assert row["captioner_caption"] == describe(row["path"], **GENERATION)[0]["generated_text"]
+        captions.add(row["captioner_caption"])
+        windows = np.asarray(row["genre_window_scores"])
+        assert windows.shape[1] == len(labels) and np.allclose(windows.sum(1), 1.0, atol=1e-5)
+        assert len(row["genre_embedding"]) == genre_model("mert")[0].family.layer_width(genre_model("mert")[1].config)
+    assert "" not in captions
+    by_id = {row["id"]: row for row in rows}
+    assert len(by_id["rock/short.wav"]["genre_window_scores"]) == 1  # shorter than a window: one short window
+    assert len(by_id["jazz/long.flac"]["genre_window_scores"]) == 8  # 2.2 s: every 0.25 s, the last at the end
+    config = json.loads((tmp_path / "out" / "predict_config.json").read_text())
+    genre, captioner = config["models"]
+    assert genre["labels"] == labels and (genre["window_seconds"], genre["hop_seconds"]) == (0.5, 0.25)
+    assert captioner["generation"]["max_new_tokens"] == 6 and captioner["sampling_rate"] == 16000
+    assert config["clips"] == 5 and config["skipped"] == 1
+
+
+def test_a_killed_run_resumes_to_the_same_dataset(catalogue, tmp_path):
+    whole = predict(catalogue, tmp_path / "whole")
+    with pytest.raises(ExtractionInterrupted):
+        predict(catalogue, tmp_path / "resumed", _stop_after_shards=2)
+    assert len(list((tmp_path / "resumed").glob("data-*.arrow"))) == 2
+    resumed = predict(catalogue, tmp_path / "resumed")
+    assert resumed.to_dict() == whole.to_dict()
+    with pytest.raises(ValueError, match="other settings"):
+        predict(catalogue, tmp_path / "resumed", generation={"max_new_tokens": 3})
+
+
+def test_command_line(catalogue, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = cli_main([str(catalogue / "music" / "rock"), "--model", str(catalogue / "genre"), "--output_dir", str(out),
+                     "--device", "cpu", "--num_workers", "1", "--no_progress"])
+    assert code == 0 and "2 tracks" in capsys.readouterr().out
+    assert datasets.load_from_disk(str(out)).column_names == ["id", "path", "duration", "genre_label", "genre_scores"]
+    with pytest.raises(ValueError, match="not a saved audiocap genre model or captioner"):
+        cli_main([str(catalogue / "music"), "--model", str(catalogue / "music"), "--output_dir", str(tmp_path / "x")])
+
+
+@pytest.mark.slow
+def test_two_processes_predict_each_track_once(catalogue, tmp_path):
+    """`torchrun --nproc_per_node 2 -m modeling_audiocap.catalogue.cli`: the shards split between two CPU processes,
+    one dataset with every track once, equal to a one-process run."""
+    out = tmp_path / "two"
+    args = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+        "modeling_audiocap.catalogue.cli", str(catalogue / "music"), "--model", str(catalogue / "genre"),
+        "--model", str(catalogue / "captioner"), "--output_dir", str(out), "--batch_size", "3", "--shard_size", "2",
+        "--num_workers", "0", "--max_new_tokens", "6", "--no_progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads((out / "predict_config.json").read_text())["processes_that_wrote_shards"] == 2
+    assert datasets.load_from_disk(str(out)).to_dict() == predict(catalogue, tmp_path / "one").to_dict()
