@@ -71,6 +71,8 @@ def test_each_track_gets_what_the_pipelines_give(catalogue, tmp_path):
     classify = pipeline("audio-classification", model=str(catalogue / "genre"),
                         pipeline_class=AudioGenreClassificationPipeline)
     describe = pipeline("music-captioning", model=str(catalogue / "captioner"))
+    model, resolved = genre_model("mert")
+    width = model.family.layer_width(resolved.config)  # the genre model's pooled embedding
     captions = set()
     for row in rows:
         expected = {item["label"]: item["score"] for item in classify(row["path"], top_k=None)}
@@ -80,7 +82,7 @@ def test_each_track_gets_what_the_pipelines_give(catalogue, tmp_path):
         captions.add(row["captioner_caption"])
         windows = np.asarray(row["genre_window_scores"])
         assert windows.shape[1] == len(labels) and np.allclose(windows.sum(1), 1.0, atol=1e-5)
-        assert len(row["genre_embedding"]) == genre_model("mert")[0].family.layer_width(genre_model("mert")[1].config)
+        assert len(row["genre_embedding"]) == width
     assert "" not in captions
     by_id = {row["id"]: row for row in rows}
     assert len(by_id["rock/short.wav"]["genre_window_scores"]) == 1  # shorter than a window: one short window
