@@ -444,3 +444,18 @@ def test_command_line(tmp_path, clip_dir, encoder_dir, capsys):
     np.testing.assert_allclose(ds[1]["window_starts"][:3], [0.0, 0.25, 0.5])  # 2.5 s
     setup = (ROOT / "setup.py").read_text()
     assert "audiocap-embed = modeling_audiocap.embedding.cli:main" in setup
+
+
+def test_shards_are_claimed_at_run_time_once_each(tmp_path):
+    """Readers claim shards one at a time as they get free: a slow reader holds only the shard it is on, no shard is
+    claimed twice in a run, written shards are skipped, and a new run (after a kill) claims again what the killed
+    run had claimed but not written."""
+    from modeling_audiocap.embedding.engine import ShardClaims
+
+    slow, fast = ShardClaims(tmp_path, 5, "run1", rank=0), ShardClaims(tmp_path, 5, "run1", rank=1)
+    assert slow.claim() == 0  # ... and stalls on it
+    assert [fast.claim() for _ in range(5)] == [1, 2, 3, 4, None]
+    assert slow.claim() is None
+    (tmp_path / "shard-00002.json").write_text("{}")  # written before the kill
+    again = ShardClaims(tmp_path, 5, "run2", rank=0)
+    assert [again.claim() for _ in range(5)] == [0, 1, 3, 4, None]

@@ -7,7 +7,7 @@
 
 INPUTS: a folder, audio files, a `save_to_disk` directory or a Hub dataset id. Several processes:
 `accelerate launch --multi_gpu --num_processes N -m modeling_audiocap.catalogue.cli ...` or, on CPUs, `torchrun
---nproc_per_node N -m modeling_audiocap.catalogue.cli ...` (each process takes its shards).
+--nproc_per_node N -m modeling_audiocap.catalogue.cli ...` (each process claims the next shard when it gets free).
 """
 
 import argparse

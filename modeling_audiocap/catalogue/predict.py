@@ -22,10 +22,10 @@ from ..embedding.engine import (
     DEFAULT_SHARD_SIZE,
     ShardRunner,
     Track,
-    claim_shards,
     default_num_workers,
     finish,
     processes,
+    start_claims,
 )
 from ..embedding.output import OutputLayout, inputs_digest
 from ..embedding.sources import Clip, list_clips
@@ -144,18 +144,17 @@ def predict_catalogue(
     plan = plan_catalogue(inputs, heads, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
                           split=split)
     output_dir = Path(output_dir)
-    mine = claim_shards(plan, output_dir, procs, overwrite, PREDICT)
-    if mine:
-        for head in heads:
-            head.to(procs.device)
-        stream = dict(dataset=plan.dataset, audio_column="audio", heads=[head.stream for head in heads],
-                      block_windows=batch_size)
-        workers = default_num_workers(procs.device) if num_workers is None else num_workers
-        ShardRunner(
-            plan.clips, mine, plan.shard_size, plan.num_shards, stream, heads,
-            lambda tracks: track_columns(tracks, heads), batch_size, workers, plan.features, output_dir, procs,
-            "predict" if progress else None, _stop_after_shards, PREDICT,
-        ).run()
+    claims = start_claims(plan, output_dir, procs, overwrite, PREDICT)
+    for head in heads:
+        head.to(procs.device)
+    stream = dict(dataset=plan.dataset, audio_column="audio", heads=[head.stream for head in heads],
+                  block_windows=batch_size)
+    workers = default_num_workers(procs.device) if num_workers is None else num_workers
+    ShardRunner(
+        plan.clips, claims, plan.shard_size, plan.num_shards, stream, heads,
+        lambda tracks: track_columns(tracks, heads), batch_size, workers, plan.features, output_dir, procs,
+        "predict" if progress else None, _stop_after_shards, PREDICT,
+    ).run()
     finish(plan, output_dir, procs, PREDICT)
     return datasets.load_from_disk(str(output_dir))
 

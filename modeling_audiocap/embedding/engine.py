@@ -1,9 +1,9 @@
 """`extract_embeddings`: layer-wise embeddings of many tracks, exact, resumable and fast.
 
-Pipeline (one process; `accelerate launch` runs several, each on its own shards):
+Pipeline (one process; `accelerate launch` runs several, each claiming the next shard when it gets free):
 
     list clips (folder / files / dataset)  ->  shards of `shard_size` clips
-    DataLoader workers: the encoder's `AudioCapFeatureExtractor` decodes each track block by block, cuts its windows and
+    DataLoader workers (or the process itself): claim a shard (`ShardClaims`: an atomic claim file), then the encoder's `AudioCapFeatureExtractor` decodes each track block by block, cuts its windows and
                featurises them (`iter_windows`, `featurize`: the one path training and serving use)
     main loop: bucket windows by input shape (equal length: no padding), run full batches through the encoder
                (`runtime.LayerEmbedder`: inference mode, weight norm folded, bf16 autocast where fast), pool layers
@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset
 
 from ..audio import AudioDecodingError
 from ..encoder_families import encoder_family
@@ -126,6 +127,37 @@ def min_input_samples(encoder: torch.nn.Module, config) -> int:
     return low
 
 
+@dataclass
+class ShardClaims:
+    """Shards claimed at run time, one at a time, by whichever reader (a process, or a DataLoader worker of one) is
+    free: a claim is a file created atomically (`O_CREAT | O_EXCL`) in the work folder, named with the run's token, so
+    a slow reader never holds shards it has not started and a shard is read by one reader per run. Shards already
+    written (their marker exists) are skipped; a run after a kill has a new token, so the shards the killed run had
+    claimed but not written are claimed again."""
+
+    work_dir: Path
+    num_shards: int
+    token: str
+    rank: int
+    next_shard: int = 0
+
+    def claim(self) -> int | None:
+        """The next shard this reader now owns, or None when every shard is written or claimed."""
+        while self.next_shard < self.num_shards:
+            shard = self.next_shard
+            self.next_shard += 1
+            if (self.work_dir / f"shard-{shard:05d}.json").exists():
+                continue
+            try:
+                fd = os.open(self.work_dir / f"claim-{self.token}-{shard:05d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                continue
+            os.write(fd, f"{self.rank} {os.getpid()}\n".encode())
+            os.close(fd)
+            return shard
+        return None
+
+
 @dataclass(frozen=True)
 class StreamHead:
     """One model's view of the tracks: its processor (rate, normalisation, windows), the fewest samples a window
@@ -137,8 +169,10 @@ class StreamHead:
 
 
 class WindowStream(IterableDataset):
-    """Events for the main loop, clip by clip (worker `w` of `W` reads clips `w, w + W, ...`):
+    """Events for the main loop, shard by shard: each reader (the process, or each of its DataLoader workers) claims
+    a shard (`ShardClaims`), reads its clips one by one, then claims the next:
 
+    - `("shard", shard, positions)`: the reader took this shard, of these clips;
     - `("windows", position, head, first_index, starts, features)`: up to `block_windows` featurised windows of a
       clip, cut and featurised by `heads[head]`'s processor;
     - `("end", position, num_windows, duration)`: the clip is fully read (`num_windows` per head, `duration` in s);
@@ -152,12 +186,16 @@ class WindowStream(IterableDataset):
     def __init__(
         self,
         clips: Sequence[Clip],
+        shard_size: int,
+        claims: ShardClaims,
         dataset: datasets.Dataset | None,
         audio_column: str,
         heads: Sequence[StreamHead],
         block_windows: int,
     ):
-        self.clips = list(clips)
+        self.clips = clips
+        self.shard_size = shard_size
+        self.claims = claims
         self.dataset = dataset
         self.audio_column = audio_column
         self.heads = list(heads)
@@ -169,10 +207,11 @@ class WindowStream(IterableDataset):
         return self.dataset[clip.row][self.audio_column]
 
     def __iter__(self):
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        for clip in self.clips[worker::workers]:
-            yield from self._clip_events(clip)
+        while (shard := self.claims.claim()) is not None:
+            members = self.clips[shard * self.shard_size : (shard + 1) * self.shard_size]
+            yield ("shard", shard, [clip.position for clip in members])
+            for clip in members:
+                yield from self._clip_events(clip)
 
     def _head_windows(self, source) -> Iterator[tuple[int, int, torch.Tensor]]:
         """`(head, start, samples)` of every window each head wants."""
@@ -261,7 +300,7 @@ class ShardRunner:
     def __init__(
         self,
         clips: Sequence[Clip],
-        shards: Sequence[int],
+        claims: ShardClaims,
         shard_size: int,
         num_shards: int,
         stream: dict,
@@ -287,17 +326,12 @@ class ShardRunner:
         self.device = procs.device
         self.rank = procs.rank
         self.stop_after_shards = stop_after_shards
+        self.clips = clips
         self.tracks: dict[int, Track] = {}
         self.shard_unended: dict[int, int] = {}
         self.shard_left: dict[int, int] = {}
         self.shard_tracks: dict[int, list[int]] = {}
-        for shard in shards:
-            members = clips[shard * shard_size : (shard + 1) * shard_size]
-            self.shard_tracks[shard] = [clip.position for clip in members]
-            self.shard_unended[shard] = self.shard_left[shard] = len(members)
-            for clip in members:
-                self.tracks[clip.position] = Track(clip, shard)
-        self.stream = WindowStream([self.tracks[p].clip for s in shards for p in self.shard_tracks[s]], **stream)
+        self.stream = WindowStream(clips, shard_size, claims, **stream)
         self.buckets: dict[tuple, list[tuple[int, int, int, dict]]] = {}
         self.shards_written = 0
         self.audio_seconds = 0.0
@@ -306,18 +340,16 @@ class ShardRunner:
         if progress:
             from tqdm.auto import tqdm
 
-            self.progress = tqdm(
-                total=len(self.tracks), unit="clip", desc=progress if self.rank == 0 else f"{progress} [rank {self.rank}]",
+            left = sum(min(shard_size, len(clips) - k * shard_size) for k in range(num_shards)
+                       if not (self.work_dir / f"shard-{k:05d}.json").exists())
+            self.progress = tqdm(  # shards are claimed as processes get free: this one's share is about 1 / world
+                total=math.ceil(left / procs.world), unit="clip", desc=progress if self.rank == 0 else f"{progress} [rank {self.rank}]",
                 position=self.rank, dynamic_ncols=True,
             )
 
     # events -------------------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        # shards with no clips at all (an empty input list) are written right away
-        for shard, left in list(self.shard_left.items()):
-            if left == 0:
-                self._write_shard(shard)
         loader = DataLoader(
             self.stream,
             batch_size=None,
@@ -329,6 +361,9 @@ class ShardRunner:
         try:
             for event in loader:
                 kind, position = event[0], event[1]
+                if kind == "shard":
+                    self._start_shard(position, event[2])
+                    continue
                 track = self.tracks[position]
                 if kind == "windows":
                     self._add_windows(track, *event[2:])
@@ -345,6 +380,14 @@ class ShardRunner:
         finally:
             if self.progress is not None:
                 self.progress.close()
+
+    def _start_shard(self, shard: int, positions: list[int]) -> None:
+        self.shard_tracks[shard] = positions
+        self.shard_unended[shard] = self.shard_left[shard] = len(positions)
+        for position in positions:
+            self.tracks[position] = Track(self.clips[position], shard)
+        if not positions:  # an empty input list: its one shard is written right away
+            self._write_shard(shard)
 
     def _add_windows(self, track: Track, head: int, first: int, starts: list[int], features: dict) -> None:
         track.starts.setdefault(head, []).extend(starts)
@@ -523,10 +566,9 @@ def extract_embeddings(
                  pooling=pooling, dtype=dtype, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
                  split=split)
     output_dir = Path(output_dir)
-    mine = claim_shards(plan, output_dir, procs, overwrite)
-    if mine:
-        workers = default_num_workers(procs.device) if num_workers is None else num_workers
-        _run_shards(plan, mine, output_dir, procs, batch_size, workers, progress, _stop_after_shards)
+    claims = start_claims(plan, output_dir, procs, overwrite)
+    workers = default_num_workers(procs.device) if num_workers is None else num_workers
+    _run_shards(plan, claims, output_dir, procs, batch_size, workers, progress, _stop_after_shards)
     finish(plan, output_dir, procs)
     return datasets.load_from_disk(str(output_dir))
 
@@ -595,29 +637,32 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
                  output_features(len(layer_ids), width, pooling), shard_size, num_shards, pooling, settings)
 
 
-def claim_shards(plan, output_dir: Path, procs: Processes, overwrite: bool, layout: OutputLayout = EMBED) -> list[int]:
-    """This process's share of the shards of `plan` (its `settings`, `num_shards`) not yet written (after the first
-    process prepared `output_dir`)."""
+def start_claims(plan, output_dir: Path, procs: Processes, overwrite: bool, layout: OutputLayout = EMBED) -> ShardClaims:
+    """After the first process prepared `output_dir` (or checked that it holds a run of the same `plan.settings`) and
+    gave the run a new token, every process's claims on the shards of `plan` not yet written."""
     work = output_dir / layout.work_dir
     if procs.rank == 0:
         prepare_output(output_dir, plan.settings, overwrite, layout)
+        for stale in work.glob("claim-*"):  # claims of an earlier (killed) run
+            stale.unlink(missing_ok=True)
+        atomic_write_json(work / "run.json", {"token": uuid.uuid4().hex, "processes": procs.world})
+        done = sum(1 for k in range(plan.num_shards) if (work / f"shard-{k:05d}.json").exists())
+        if done and done < plan.num_shards:
+            logger.info("Resuming %s: %d of %d shards already written", output_dir, done, plan.num_shards)
     procs.barrier()
-    done = {k for k in range(plan.num_shards) if (work / f"shard-{k:05d}.json").exists()}
-    procs.barrier()  # every process has read the same set of finished shards before any writes one
-    pending = [k for k in range(plan.num_shards) if k not in done]
-    if done and procs.rank == 0 and pending:
-        logger.info("Resuming %s: %d of %d shards already written", output_dir, len(done), plan.num_shards)
-    return pending[procs.rank :: procs.world]
+    with open(work / "run.json", encoding="utf-8") as f:
+        token = json.load(f)["token"]
+    return ShardClaims(work, plan.num_shards, token, procs.rank)
 
 
-def _run_shards(plan: _Plan, shards: list[int], output_dir: Path, procs: Processes, batch_size: int, workers: int,
+def _run_shards(plan: _Plan, claims: ShardClaims, output_dir: Path, procs: Processes, batch_size: int, workers: int,
                 progress: bool, stop_after_shards: int | None) -> None:
     stream = dict(dataset=plan.dataset, audio_column="audio", heads=[StreamHead(plan.processor, plan.min_samples)],
                   block_windows=batch_size)
     columns = functools.partial(embedding_columns, rate=plan.loaded.sampling_rate)
     with LayerEmbedder(plan.loaded, plan.layer_ids, plan.pooling, procs.device, plan.compute_dtype) as embedder:
         runner = ShardRunner(
-            plan.clips, shards, plan.shard_size, plan.num_shards, stream, [embedder], columns, batch_size, workers,
+            plan.clips, claims, plan.shard_size, plan.num_shards, stream, [embedder], columns, batch_size, workers,
             plan.features, output_dir, procs, "embed" if progress else None, stop_after_shards,
         )
         runner.run()
@@ -647,6 +692,6 @@ def finish(plan, output_dir: Path, procs: Processes, layout: OutputLayout = EMBE
 
 
 __all__ = [
-    "ExtractionInterrupted", "ShardRunner", "StreamHead", "Track", "WindowStream", "extract_embeddings",
+    "ExtractionInterrupted", "ShardClaims", "ShardRunner", "StreamHead", "Track", "WindowStream", "extract_embeddings",
     "min_input_samples", "output_features",
 ]
