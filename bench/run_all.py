@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .common import conv1d_rate, device_auto, machine_info, matmul_peak, set_malloc_mmap_threshold
-from . import captioning, frozen_cache, preprocessing, training_memory
+from . import captioning, catalogue, frozen_cache, preprocessing, training_memory
 from .extraction import run_extraction
 from .pipeline import run_files, run_long_tracks
 from .report import write_report
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     # Reserve time for the end-to-end and long-track runs.
     reserve = 60.0 if args.skip_long_tracks else 150.0
     results["extraction"] = run_extraction(device, flat_peaks, deadline - reserve, rounds)
+    print("[catalogue] audiocap-predict vs a loop of pipeline() calls; 1 and 2 processes")
+    results["catalogue"] = catalogue.run()
     print("[pipeline] files end to end")
     results["pipeline"] = run_files(device, deadline - (0 if args.skip_long_tracks else 60.0))
     if not args.skip_long_tracks:

@@ -645,7 +645,7 @@ def start_claims(plan, output_dir: Path, procs: Processes, overwrite: bool, layo
         prepare_output(output_dir, plan.settings, overwrite, layout)
         for stale in work.glob("claim-*"):  # claims of an earlier (killed) run
             stale.unlink(missing_ok=True)
-        atomic_write_json(work / "run.json", {"token": uuid.uuid4().hex, "processes": procs.world})
+        atomic_write_json(work / "run.json", {"token": uuid.uuid4().hex, "processes": procs.world, "started": time.time()})
         done = sum(1 for k in range(plan.num_shards) if (work / f"shard-{k:05d}.json").exists())
         if done and done < plan.num_shards:
             logger.info("Resuming %s: %d of %d shards already written", output_dir, done, plan.num_shards)
@@ -677,7 +677,10 @@ def finish(plan, output_dir: Path, procs: Processes, layout: OutputLayout = EMBE
         with open(work / "finished.json", encoding="utf-8") as f:
             return json.load(f)
     _wait_for(lambda: all((work / f"shard-{k:05d}.json").exists() for k in range(plan.num_shards)))
-    counts = write_dataset_files(output_dir, plan.num_shards, plan.features, plan.settings, layout)
+    with open(work / "run.json", encoding="utf-8") as f:
+        run_seconds = time.time() - json.load(f)["started"]  # this run's, models loaded: resumed shards not counted
+    counts = write_dataset_files(output_dir, plan.num_shards, plan.features, plan.settings, layout,
+                                 {"run_seconds": run_seconds})
     atomic_write_json(work / "finished.json", {"plan": plan.settings, **counts})
     message = (
         f"{layout.tool}: {counts['clips']} clips ({counts['audio_seconds'] / 3600:.3g} h of audio, "

@@ -123,10 +123,11 @@ def prepare_output(output_dir: Path, plan: dict, overwrite: bool, layout: Output
 
 
 def write_dataset_files(
-    output_dir: Path, num_shards: int, features: datasets.Features, plan: dict, layout: OutputLayout = EMBED
+    output_dir: Path, num_shards: int, features: datasets.Features, plan: dict, layout: OutputLayout = EMBED,
+    extra: dict | None = None,
 ) -> dict:
     """Write `state.json` / `dataset_info.json` (so `load_from_disk` reads the shards as one dataset),
-    `skipped.json` and the settings file; returns the run's counts."""
+    `skipped.json` and the settings file (the plan, the counts and `extra`); returns the run's counts."""
     import datasets
 
     work = output_dir / layout.work_dir
@@ -141,6 +142,7 @@ def write_dataset_files(
         "audio_seconds": sum(m["audio_seconds"] for m in markers),
         "skipped": len(skipped),
         "processes_that_wrote_shards": len({m.get("process", 0) for m in markers}),
+        **(extra or {}),
     }
     atomic_write_json(output_dir / SKIPPED_FILE, skipped)
     atomic_write_json(output_dir / layout.config_file, {**plan, **counts})
