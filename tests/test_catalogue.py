@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -131,3 +132,30 @@ def test_two_processes_predict_each_track_once(catalogue, tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert json.loads((out / "predict_config.json").read_text())["processes_that_wrote_shards"] == 2
     assert datasets.load_from_disk(str(out)).to_dict() == predict(catalogue, tmp_path / "one").to_dict()
+
+
+def test_file_lists_name_the_tracks(catalogue, tmp_path):
+    """A `.txt` (paths relative to it, comments), `.csv` (with ids) or `.parquet` file list gives the tracks it names,
+    in its order; a listed file that is missing is skipped and listed, as a broken one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    music = catalogue / "music"
+    names = ["jazz/track.ogg", "rock/stereo.wav", "jazz/missing.wav"]
+    (music / "list.txt").write_text("# tracks to label\n" + "\n".join(names) + "\n\n")
+    (tmp_path / "list.csv").write_text("id,file_name\n" + "\n".join(f"t{i},{music / n}" for i, n in enumerate(names)))
+    pq.write_table(pa.table({"path": [str(music / n) for n in names]}), tmp_path / "list.parquet")
+    try:
+        by_list = {}
+        for name, path in (("txt", music / "list.txt"), ("csv", tmp_path / "list.csv"), ("parquet", tmp_path / "list.parquet")):
+            out = tmp_path / name
+            rows = predict_catalogue(path, [catalogue / "genre"], out, batch_size=3, num_workers=0, device="cpu",
+                                     progress=False)
+            by_list[name] = rows
+            skipped = json.loads((out / "skipped.json").read_text())
+            assert [Path(item["path"]).name for item in skipped] == ["missing.wav"]
+    finally:
+        (music / "list.txt").unlink()
+    assert by_list["txt"]["id"] == names[:2] and by_list["csv"]["id"] == ["t0", "t1"]
+    assert by_list["parquet"]["id"] == [str(music / n) for n in names[:2]]
+    assert by_list["txt"]["genre_scores"] == by_list["csv"]["genre_scores"] == by_list["parquet"]["genre_scores"]

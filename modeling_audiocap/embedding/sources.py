@@ -1,4 +1,5 @@
-"""What to embed: a folder of audio files, a list of files, or a `datasets` dataset -> an ordered list of `Clip`s.
+"""What to embed or predict: a folder of audio files, a list of files (given, or in a `.txt` / `.csv` / `.tsv` /
+`.parquet` file list), or a `datasets` dataset -> an ordered list of `Clip`s.
 
 The order is deterministic (sorted paths for a folder, the given order for a list, row order for a dataset), so a
 re-run lists the same clips in the same shards and can resume.
@@ -87,6 +88,52 @@ def dataset_clips(
     return clips, dataset
 
 
+FILE_LIST_SUFFIXES = (".txt", ".csv", ".tsv", ".parquet")
+PATH_COLUMNS = ("path", "file_name", "file", "filename")  # a file list's path column, after `audio_column`
+
+
+def file_list_clips(list_file: str | os.PathLike, audio_column: str = "audio", id_column: str = "id") -> list[Clip]:
+    """The clips a file list names, in its order: a `.txt` of one path per line (blank lines and `#` comments
+    skipped), or a `.csv` / `.tsv` / `.parquet` table with a path column (`audio_column`, else one of
+    `PATH_COLUMNS`) and optionally `id_column`. Relative paths are relative to the list's folder; a clip's id is its
+    `id_column` value, else its path as written."""
+    list_file = Path(list_file)
+    if list_file.suffix == ".txt":
+        with open(list_file, encoding="utf-8") as f:
+            paths = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+        ids = paths
+    else:
+        table = _read_table(list_file)
+        column = next((c for c in (audio_column, *PATH_COLUMNS) if c in table.column_names), None)
+        if column is None:
+            raise ValueError(
+                f"{list_file} has no path column ({audio_column!r} or one of {', '.join(PATH_COLUMNS)}); its columns: "
+                f"{', '.join(table.column_names)}"
+            )
+        paths = [str(p) for p in table.column(column).to_pylist()]
+        ids = [str(i) for i in table.column(id_column).to_pylist()] if id_column in table.column_names else paths
+    if not paths:
+        raise ValueError(f"{list_file} lists no audio files")
+    root = list_file.parent
+    return [
+        Clip(i, clip_id, str((root / path).resolve()), source=str(root / path))
+        for i, (clip_id, path) in enumerate(zip(ids, paths))
+    ]
+
+
+def _read_table(list_file: Path):
+    """A `.csv` / `.tsv` / `.parquet` file list as an Arrow table."""
+    if list_file.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(list_file)
+    import pyarrow.csv as pcsv
+
+    delimiter = "\t" if list_file.suffix == ".tsv" else ","
+    return pcsv.read_csv(list_file, parse_options=pcsv.ParseOptions(delimiter=delimiter),
+                         convert_options=pcsv.ConvertOptions(strings_can_be_null=False))
+
+
 def _audio_named_audio(dataset: datasets.Dataset, audio_column: str) -> datasets.Dataset:
     if audio_column == "audio":
         return dataset
@@ -98,7 +145,8 @@ def _audio_named_audio(dataset: datasets.Dataset, audio_column: str) -> datasets
 def list_clips(
     inputs: Any, audio_column: str = "audio", id_column: str = "id", split: str | None = None
 ) -> tuple[list[Clip], datasets.Dataset | None]:
-    """`(clips, dataset)` for a folder, a file, a list of files, a `Dataset`, a `save_to_disk` directory or a Hub id.
+    """`(clips, dataset)` for a folder, a file, a list of files, a file list (`FILE_LIST_SUFFIXES`), a `Dataset`, a
+    `save_to_disk` directory or a Hub id.
 
     Folders and ids are read by the shared resolver, `modeling_audiocap.data.sources`; a returned dataset holds the
     audio in its `audio` column. Ids: a `<label>/<clip>` folder's files by their path relative to it; listed files
@@ -113,6 +161,8 @@ def list_clips(
         from ..data.sources import audio_root, folder_kind
 
         name = os.fspath(inputs)
+        if os.path.isfile(name) and Path(name).suffix.lower() in FILE_LIST_SUFFIXES:
+            return file_list_clips(name, audio_column, id_column), None
         if os.path.isfile(name):
             return [Clip(0, name, str(Path(name).resolve()), source=name)], None
         if os.path.isdir(name) and folder_kind(name) == "tree":  # the files themselves, by their relative path
@@ -138,4 +188,7 @@ def list_clips(
     )
 
 
-__all__ = ["AUDIO_EXTENSIONS", "Clip", "audio_files", "dataset_clips", "list_clips", "load_input_dataset"]
+__all__ = [
+    "AUDIO_EXTENSIONS", "FILE_LIST_SUFFIXES", "Clip", "audio_files", "dataset_clips", "file_list_clips", "list_clips",
+    "load_input_dataset",
+]
