@@ -56,9 +56,9 @@ def catalogue(tmp_path_factory):
     return root
 
 
-def predict(catalogue, out, **kwargs):
+def predict(catalogue, out, inputs=None, **kwargs):
     settings = dict(batch_size=3, shard_size=2, num_workers=0, device="cpu", progress=False, generation=GENERATION)
-    return predict_catalogue(catalogue / "music", [catalogue / "genre", catalogue / "captioner"], out,
+    return predict_catalogue(inputs or catalogue / "music", [catalogue / "genre", catalogue / "captioner"], out,
                              **{**settings, **kwargs})
 
 
@@ -159,3 +159,32 @@ def test_file_lists_name_the_tracks(catalogue, tmp_path):
     assert by_list["txt"]["id"] == names[:2] and by_list["csv"]["id"] == ["t0", "t1"]
     assert by_list["parquet"]["id"] == [str(music / n) for n in names[:2]]
     assert by_list["txt"]["genre_scores"] == by_list["csv"]["genre_scores"] == by_list["parquet"]["genre_scores"]
+
+
+def test_a_parquet_dataset_streams_where_it_lies(catalogue, tmp_path, monkeypatch):
+    """`streaming=True` reads a parquet dataset (a Hub snapshot's layout: `data/<split>-*.parquet`, audio bytes in
+    its rows, small row groups) row group by row group: the same rows as loading it with `datasets` first, and
+    nothing written to the `datasets` cache."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(p for p in (catalogue / "music").rglob("*.*") if "broken" not in p.name)
+    rows = [{"bytes": p.read_bytes(), "path": p.name} for p in files]
+    (tmp_path / "snapshot" / "data").mkdir(parents=True)
+    for split, part in (("train", rows[:3]), ("test", rows[3:])):
+        table = pa.table({"audio": pa.array(part), "id": [f"{split}-{i}" for i in range(len(part))]})
+        pq.write_table(table, tmp_path / "snapshot" / "data" / f"{split}-00000-of-00001.parquet", row_group_size=2)
+    cache = tmp_path / "datasets-cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    snapshot = tmp_path / "snapshot"
+    streamed = predict(catalogue, tmp_path / "streamed", snapshot, streaming=True, split="train")
+    assert not any(cache.rglob("*.arrow"))  # read where it lies, not copied
+    assert streamed["id"] == ["train-0", "train-1", "train-2"]
+    assert streamed["path"] == [p.name for p in files[:3]]
+    monkeypatch.undo()
+    loaded = predict(catalogue, tmp_path / "loaded", snapshot, split="train")
+    assert streamed["genre_scores"] == loaded["genre_scores"]
+    assert streamed["captioner_caption"] == loaded["captioner_caption"]
+    one_file = predict(catalogue, tmp_path / "file", streaming=True,
+                       inputs=snapshot / "data" / "test-00000-of-00001.parquet")
+    assert one_file["id"] == [f"test-{i}" for i in range(len(files) - 3)]

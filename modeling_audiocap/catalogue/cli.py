@@ -2,8 +2,8 @@
 
     audiocap-predict INPUTS... --model runs/demo-genre [--model runs/demo-caption ...] --output_dir predictions/
         [--window_scores] [--embeddings] [--max_new_tokens N] [--num_beams N] [--batch_size 8] [--shard_size 256]
-        [--num_workers N] [--device cpu|cuda] [--audio_column audio] [--id_column id] [--split train] [--overwrite]
-        [--no_progress]
+        [--num_workers N] [--device cpu|cuda] [--audio_column audio] [--id_column id] [--split train] [--streaming]
+        [--overwrite] [--no_progress]
 
 INPUTS: a folder, audio files, a `save_to_disk` directory or a Hub dataset id. Several processes:
 `accelerate launch --multi_gpu --num_processes N -m modeling_audiocap.catalogue.cli ...` or, on CPUs, `torchrun
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio_column", default="audio")
     parser.add_argument("--id_column", default="id")
     parser.add_argument("--split", default=None)
+    parser.add_argument("--streaming", action="store_true",
+                        help="read a parquet dataset (a .parquet file, a folder or a Hub id) where it lies, no copy")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
     parser.add_argument("--no_progress", action="store_true")
     return parser
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         audio_column=args.audio_column,
         id_column=args.id_column,
         split=args.split,
+        streaming=args.streaming,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

@@ -63,12 +63,13 @@ def track_columns(tracks: list[Track], heads: Sequence[Head]) -> dict[str, list]
 
 
 def plan_catalogue(inputs, heads: list[Head], *, shard_size: int, audio_column: str, id_column: str,
-                   split: str | None) -> CataloguePlan:
+                   split: str | None, streaming: bool = False) -> CataloguePlan:
     import datasets
 
     if shard_size < 1:
         raise ValueError("shard_size must be positive")
-    clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)
+    clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split,
+                                streaming=streaming)
     num_shards = max(1, math.ceil(len(clips) / shard_size))
     features = datasets.Features({
         "id": datasets.Value("string"),
@@ -101,6 +102,7 @@ def predict_catalogue(
     audio_column: str = "audio",
     id_column: str = "id",
     split: str | None = None,
+    streaming: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     _stop_after_shards: int | None = None,
@@ -125,6 +127,8 @@ def predict_catalogue(
         generation: generation settings for the captioners (`max_new_tokens`, `num_beams`, ...) over their saved ones;
             the settings used are recorded.
         audio_column, id_column, split: for dataset inputs.
+        streaming: read a parquet dataset (a `.parquet` file, a local folder or a Hub id) where it lies, row group by
+            row group, instead of loading (or downloading) it first.
         overwrite: replace an earlier run in `output_dir` instead of resuming it.
         progress: show a progress bar (tracks, tracks/s, time left).
 
@@ -142,7 +146,7 @@ def predict_catalogue(
     heads = load_heads([models] if isinstance(models, (str, os.PathLike)) else list(models), window_scores,
                        embeddings, generation)
     plan = plan_catalogue(inputs, heads, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
-                          split=split)
+                          split=split, streaming=streaming)
     output_dir = Path(output_dir)
     claims = start_claims(plan, output_dir, procs, overwrite, PREDICT)
     for head in heads:

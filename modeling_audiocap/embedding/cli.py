@@ -3,7 +3,7 @@
     audiocap-embed INPUTS... --encoder m-a-p/MERT-v1-95M --output_dir embeddings/ [--layers all|0,6,12]
         [--pooling mean|mean+std|frames] [--window_seconds 10] [--hop_seconds 5] [--batch_size 16]
         [--dtype auto|float32|bfloat16|float16] [--shard_size 256] [--num_workers N] [--device cpu|cuda]
-        [--audio_column audio] [--id_column id] [--split train] [--overwrite] [--no_progress]
+        [--audio_column audio] [--id_column id] [--split train] [--streaming] [--overwrite] [--no_progress]
 
 INPUTS: a folder, audio files, a `save_to_disk` directory or a Hub dataset id. Several processes:
 `accelerate launch --multi_gpu --num_processes N -m modeling_audiocap.embedding.cli ...` or, on CPUs, `torchrun
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio_column", default="audio")
     parser.add_argument("--id_column", default="id")
     parser.add_argument("--split", default=None)
+    parser.add_argument("--streaming", action="store_true",
+                        help="read a parquet dataset (a .parquet file, a folder or a Hub id) where it lies, no copy")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
     parser.add_argument("--no_progress", action="store_true")
     return parser
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         audio_column=args.audio_column,
         id_column=args.id_column,
         split=args.split,
+        streaming=args.streaming,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

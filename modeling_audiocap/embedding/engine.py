@@ -521,6 +521,7 @@ def extract_embeddings(
     audio_column: str = "audio",
     id_column: str = "id",
     split: str | None = None,
+    streaming: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     _stop_after_shards: int | None = None,
@@ -549,6 +550,8 @@ def extract_embeddings(
         device: `"cpu"`, `"cuda"`, ... (`None`: this process's accelerator under `accelerate launch`, else CUDA when
             available, else the CPU).
         audio_column, id_column, split: for dataset inputs.
+        streaming: read a parquet dataset (a `.parquet` file, a local folder or a Hub id) where it lies, row group by
+            row group, instead of loading (or downloading) it first.
         overwrite: replace an earlier run in `output_dir` instead of resuming it (a run with other settings is an
             error otherwise).
         progress: show a progress bar (clips, audio hours, audio hours per second).
@@ -564,7 +567,7 @@ def extract_embeddings(
     procs = processes(device)
     plan = _plan(inputs, encoder, procs.device, window_seconds=window_seconds, hop_seconds=hop_seconds, layers=layers,
                  pooling=pooling, dtype=dtype, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
-                 split=split)
+                 split=split, streaming=streaming)
     output_dir = Path(output_dir)
     claims = start_claims(plan, output_dir, procs, overwrite)
     workers = default_num_workers(procs.device) if num_workers is None else num_workers
@@ -604,7 +607,8 @@ class _Plan:
 
 
 def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_seconds: float | None, layers,
-          pooling: str, dtype: str, shard_size: int, audio_column: str, id_column: str, split: str | None) -> _Plan:
+          pooling: str, dtype: str, shard_size: int, audio_column: str, id_column: str, split: str | None,
+          streaming: bool) -> _Plan:
     loaded = load_encoder(encoder)
     compute_dtype = choose_dtype(dtype, device)
     layer_ids = resolve_layers(layers, loaded.num_layers)
@@ -612,7 +616,7 @@ def _plan(inputs, encoder, device: torch.device, *, window_seconds: float, hop_s
     min_samples = min_input_samples(loaded.model, loaded.config)
     if int(round(window_seconds * rate)) < min_samples:
         raise ValueError(f"window_seconds={window_seconds} is too short for this encoder (at least {min_samples} samples)")
-    clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split)
+    clips, dataset = list_clips(inputs, audio_column=audio_column, id_column=id_column, split=split, streaming=streaming)
     width = loaded.family.layer_width(loaded.config) * (2 if pooling == "mean+std" else 1)
     num_shards = max(1, math.ceil(len(clips) / shard_size))
     settings = {

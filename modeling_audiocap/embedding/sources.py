@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..audio import AUDIO_EXTENSIONS, audio_files
+from .parquet import ParquetRows, split_parquet_files
 
 if TYPE_CHECKING:  # imported when needed: `import modeling_audiocap` stays fast
     import datasets
@@ -143,17 +144,26 @@ def _audio_named_audio(dataset: datasets.Dataset, audio_column: str) -> datasets
 
 
 def list_clips(
-    inputs: Any, audio_column: str = "audio", id_column: str = "id", split: str | None = None
-) -> tuple[list[Clip], datasets.Dataset | None]:
+    inputs: Any, audio_column: str = "audio", id_column: str = "id", split: str | None = None, streaming: bool = False
+) -> tuple[list[Clip], datasets.Dataset | ParquetRows | None]:
     """`(clips, dataset)` for a folder, a file, a list of files, a file list (`FILE_LIST_SUFFIXES`), a `Dataset`, a
     `save_to_disk` directory or a Hub id.
 
     Folders and ids are read by the shared resolver, `modeling_audiocap.data.sources`; a returned dataset holds the
     audio in its `audio` column. Ids: a `<label>/<clip>` folder's files by their path relative to it; listed files
     by the path as given; dataset rows by their `id_column` when the dataset has one, else by row number.
+
+    With `streaming`, a parquet dataset (a `.parquet` file, a local folder or a Hub id) is read where it lies,
+    row group by row group (`ParquetRows`), instead of being loaded (and, for a Hub id, downloaded) first.
     """
     import datasets
 
+    if streaming:
+        if not isinstance(inputs, (str, os.PathLike)):
+            raise TypeError("streaming reads a parquet dataset: a .parquet file, a folder or a Hub dataset id")
+        rows = ParquetRows(split_parquet_files(os.fspath(inputs), split), audio_column)
+        ids, paths = rows.ids_and_paths(id_column)
+        return [Clip(i, ids[i], paths[i], row=i) for i in range(len(rows))], rows
     if isinstance(inputs, (datasets.Dataset, datasets.DatasetDict)):
         clips, dataset = dataset_clips(load_input_dataset(inputs, split), audio_column, id_column)
         return clips, _audio_named_audio(dataset, audio_column)
