@@ -8,6 +8,9 @@
   Tracks per second once the models are loaded (the loop's pipelines are built before its clock starts; the
   command's start-up, imports and loading, is reported apart); the answers of (a) and (b) are compared file by
   file.
+- `run_memory`: parquet datasets of 2,000 and 20,000 one-second clips (8 kHz WAV bytes in their rows, row groups of
+  100) labelled by `audiocap-predict --streaming` (the genre model only), each in a fresh process: its peak memory
+  (`ru_maxrss`) and what it wrote to disk besides the output dataset.
 """
 
 import json
@@ -138,5 +141,76 @@ def run(tracks: int = 64, seconds: float = 10.0, tokens: int = 24, log=print) ->
     return results
 
 
+MEMORY_SCRIPT = """
+import json, resource, sys
+import datasets
+from modeling_audiocap.catalogue import predict_catalogue
+datasets.config.HF_DATASETS_CACHE = sys.argv[4]
+predict_catalogue(sys.argv[1], [sys.argv[2]], sys.argv[3], streaming=True, batch_size=32, num_workers=0,
+                  device="cpu", progress=False)
+print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def write_parquet_clips(path: Path, clips: int, seconds: float = 1.0, rate: int = 8000, group: int = 100) -> None:
+    """`clips` WAV clips as a parquet dataset's `audio` column (`{"bytes", "path"}`), written a row group at a time."""
+    import io
+    import wave
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .extraction import music_like
+
+    sounds = []
+    for seed in range(8):  # a few distinct clips, repeated: the content does not matter to memory
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as f:
+            f.setnchannels(1)
+            f.setsampwidth(2)
+            f.setframerate(rate)
+            f.writeframes((np.clip(music_like(seconds, rate, seed), -1, 1) * 32767).astype("<i2").tobytes())
+        sounds.append(buffer.getvalue())
+    writer = None
+    try:
+        for start in range(0, clips, group):
+            rows = [{"bytes": sounds[i % len(sounds)], "path": f"clip{i:06d}.wav"} for i in range(start, min(clips, start + group))]
+            table = pa.table({"audio": pa.array(rows)})
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def run_memory(sizes: tuple[int, ...] = (2000, 20000), log=print) -> dict:
+    results = {"clips": list(sizes), "clip_seconds": 1.0, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        genre, _ = save_models(root, tokens=1, window_seconds=1.0)
+        for size in sizes:
+            data = root / f"clips-{size}.parquet"
+            write_parquet_clips(data, size)
+            out, cache = root / f"out-{size}", root / f"cache-{size}"
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(data), str(genre), str(out), str(cache)],
+                                  check=True, capture_output=True, text=True, env=env, timeout=3600)
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row.update(clips=size, seconds=time.perf_counter() - start, input_mib=data.stat().st_size / 2**20,
+                       output_mib=_folder_bytes(out) / 2**20,
+                       cache_mib=_folder_bytes(cache) / 2**20 if cache.exists() else 0.0)
+            results["rows"].append(row)
+            log(f"  {size} clips: peak {row['peak_rss_mib']:.0f} MiB, {row['seconds']:.0f} s, cache {row['cache_mib']:.1f} MiB")
+    first, last = results["rows"][0], results["rows"][-1]
+    results["peak_memory_ratio"] = last["peak_rss_mib"] / first["peak_rss_mib"]
+    return results
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    print(json.dumps({"speed": run(), "memory": run_memory()}, indent=2))

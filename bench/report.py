@@ -144,7 +144,25 @@ def _catalogue(results: dict) -> list[str]:
         f"tracks (label and caption), and the two-process dataset equals the one-process one: "
         f"{c['two_processes_equal_one']}. At the two-process rate a million such tracks take "
         f"{million_hours:,.0f} hours here.",
+    ] + _catalogue_memory(results)
+
+
+def _catalogue_memory(results: dict) -> list[str]:
+    m = results.get("catalogue_memory")
+    if not m:
+        return []
+    lines = [
+        "", "Memory against the catalogue's size: parquet datasets of 1-s clips (audio bytes in their rows) labelled by "
+        "`audiocap-predict --streaming` (the genre model), each in a fresh process; the peak includes the libraries "
+        "(`import` alone is most of it).", "",
+        "| clips | peak memory MiB | seconds | input MiB | output MiB | written to the `datasets` cache MiB |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
+    for row in m["rows"]:
+        lines.append(f"| {row['clips']:,} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} | {row['input_mib']:.1f} | "
+                     f"{row['output_mib']:.1f} | {row['cache_mib']:.1f} |")
+    lines += ["", f"Peak memory of the largest over the smallest: {m['peak_memory_ratio']:.2f}."]
+    return lines
 
 
 def _long_tracks(results: dict) -> list[str]:

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     results["extraction"] = run_extraction(device, flat_peaks, deadline - reserve, rounds)
     print("[catalogue] audiocap-predict vs a loop of pipeline() calls; 1 and 2 processes")
     results["catalogue"] = catalogue.run()
+    print("[catalogue] peak memory, 2,000 vs 20,000 clips streamed")
+    results["catalogue_memory"] = catalogue.run_memory()
     print("[pipeline] files end to end")
     results["pipeline"] = run_files(device, deadline - (0 if args.skip_long_tracks else 60.0))
     if not args.skip_long_tracks:
