@@ -188,3 +188,36 @@ def test_a_parquet_dataset_streams_where_it_lies(catalogue, tmp_path, monkeypatc
     one_file = predict(catalogue, tmp_path / "file", streaming=True,
                        inputs=snapshot / "data" / "test-00000-of-00001.parquet")
     assert one_file["id"] == [f"test-{i}" for i in range(len(files) - 3)]
+
+
+def test_the_dataset_is_published_with_a_card_saying_what_made_it(catalogue, tmp_path, monkeypatch):
+    """`push_to_hub`: a dataset repo (private, on a branch) gets the dataset and its card, never the run's work
+    folder; the card names each model, its columns and windows, and the counts."""
+    from huggingface_hub import HfApi
+
+    from modeling_audiocap.hub import HubSettings
+
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create_repo", repo_id, kw)))
+    monkeypatch.setattr(HfApi, "create_branch", lambda self, repo_id, **kw: calls.append(("create_branch", repo_id, kw)))
+
+    def upload_folder(self, **kw):
+        folder = Path(kw["folder_path"])
+        from huggingface_hub.utils import filter_repo_objects
+
+        files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+        calls.append(("upload_folder", kw["repo_id"], {**kw, "files": list(filter_repo_objects(
+            files, ignore_patterns=kw["ignore_patterns"]))}))
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    predict(catalogue, tmp_path / "out", push_to_hub="someone/my-labels",
+            hub=HubSettings(private=True, revision="v1"))
+    (_, repo, create), (_, _, branch), (_, _, upload) = calls
+    assert repo == "someone/my-labels" and create["repo_type"] == "dataset" and create["private"] is True
+    assert branch["branch"] == "v1" and upload["revision"] == "v1" and upload["repo_type"] == "dataset"
+    assert {"README.md", "predict_config.json", "skipped.json", "state.json", "dataset_info.json"} <= set(upload["files"])
+    assert not [f for f in upload["files"] if f.startswith(".audiocap-predict")]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert str(catalogue / "genre") in card and "`genre_scores`" in card and "`captioner_caption`" in card
+    assert "every 0.5-s window every 0.25 s at 24000 Hz" in card and "max_new_tokens=6" in card
+    assert "5 tracks" in card and "listed, with the reason, in `skipped.json`" in card

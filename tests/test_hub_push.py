@@ -67,7 +67,7 @@ def test_push_creates_a_private_repo_and_uploads_the_model_to_the_branch(run_dir
     assert all(token == TOKEN for _, token, _ in hub_calls)
     repo, branch, upload = (kwargs for _, _, kwargs in hub_calls)
     assert repo["repo_id"] == "someone/audiocap-genre" and repo["private"] is True and repo["exist_ok"]
-    assert branch == {"repo_id": "someone/audiocap-genre", "branch": "experiment", "exist_ok": True}
+    assert branch == {"repo_id": "someone/audiocap-genre", "branch": "experiment", "exist_ok": True, "repo_type": "model"}
     assert upload["repo_id"] == "someone/audiocap-genre" and upload["revision"] == "experiment"
     assert upload["commit_message"] == "audiocap genre model: test accuracy 0.9000"
     assert upload["uploaded"] == PUBLISHED  # never checkpoint-*, runs/ or training_args.bin

@@ -3,7 +3,7 @@
     audiocap-predict INPUTS... --model runs/demo-genre [--model runs/demo-caption ...] --output_dir predictions/
         [--window_scores] [--embeddings] [--max_new_tokens N] [--num_beams N] [--batch_size 8] [--shard_size 256]
         [--num_workers N] [--device cpu|cuda] [--audio_column audio] [--id_column id] [--split train] [--streaming]
-        [--overwrite] [--no_progress]
+        [--overwrite] [--push_to_hub REPO_ID [--private] [--hub_revision BRANCH]] [--no_progress]
 
 INPUTS: a folder, audio files, a `save_to_disk` directory or a Hub dataset id. Several processes:
 `accelerate launch --multi_gpu --num_processes N -m modeling_audiocap.catalogue.cli ...` or, on CPUs, `torchrun
@@ -15,6 +15,7 @@ import logging
 import sys
 
 from ..embedding.engine import DEFAULT_SHARD_SIZE
+from ..hub import HubSettings
 from .predict import predict_catalogue
 
 
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--streaming", action="store_true",
                         help="read a parquet dataset (a .parquet file, a folder or a Hub id) where it lies, no copy")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None,
+                        help="publish the dataset, with its card, to this Hub dataset repo")
+    parser.add_argument("--private", action="store_true", help="a new Hub repo is private")
+    parser.add_argument("--hub_revision", default=None, help="the branch to push to (created from main if missing)")
     parser.add_argument("--no_progress", action="store_true")
     return parser
 
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
         streaming=args.streaming,
         overwrite=args.overwrite,
+        push_to_hub=args.push_to_hub,
+        hub=HubSettings(private=args.private or None, revision=args.hub_revision),
         progress=not args.no_progress,
     )
     print(f"{len(dataset)} tracks -> {args.output_dir}")

@@ -111,6 +111,13 @@ class GenreHead(Head):
         return columns
 
 
+# The generation settings that decide a caption, as a run records them.
+DECODING = (
+    "max_new_tokens", "min_new_tokens", "max_length", "num_beams", "early_stopping", "length_penalty", "do_sample",
+    "temperature", "top_k", "top_p", "repetition_penalty", "no_repeat_ngram_size", "suppress_tokens", "bad_words_ids",
+)
+
+
 class CaptionHead(Head):
     """A captioner: its first window (the start of the track, as its pipeline captions it) through `generate` with
     the model's saved generation settings, updated by `generation`."""
@@ -125,10 +132,9 @@ class CaptionHead(Head):
 
     @property
     def settings(self) -> dict[str, Any]:
-        config = self.model.generation_config.to_diff_dict()
-        config.update(self.generation)
-        config.pop("transformers_version", None)
-        return {**super().settings, "generation": config}
+        """With the decoding settings used (the model's saved ones, updated by `generation`)."""
+        config = {**self.model.generation_config.to_dict(), **self.generation}
+        return {**super().settings, "generation": {k: config[k] for k in DECODING if config.get(k) is not None}}
 
     def features(self) -> dict[str, Any]:
         import datasets

@@ -28,6 +28,7 @@ from ..embedding.engine import (
     start_claims,
 )
 from ..embedding.output import OutputLayout, inputs_digest
+from ..hub import HubSettings, push_folder, render_catalogue_card
 from ..embedding.sources import Clip, list_clips
 from .heads import Head, load_heads
 
@@ -104,6 +105,8 @@ def predict_catalogue(
     split: str | None = None,
     streaming: bool = False,
     overwrite: bool = False,
+    push_to_hub: str | None = None,
+    hub: HubSettings | None = None,
     progress: bool = True,
     _stop_after_shards: int | None = None,
 ) -> datasets.Dataset:
@@ -130,6 +133,8 @@ def predict_catalogue(
         streaming: read a parquet dataset (a `.parquet` file, a local folder or a Hub id) where it lies, row group by
             row group, instead of loading (or downloading) it first.
         overwrite: replace an earlier run in `output_dir` instead of resuming it.
+        push_to_hub: a dataset repo id to publish the finished dataset to, with its card (`hub`: private, branch,
+            token); the card (`README.md`, saying what produced the dataset) is written either way.
         progress: show a progress bar (tracks, tracks/s, time left).
 
     Returns:
@@ -159,7 +164,12 @@ def predict_catalogue(
         lambda tracks: track_columns(tracks, heads), batch_size, workers, plan.features, output_dir, procs,
         "predict" if progress else None, _stop_after_shards, PREDICT,
     ).run()
-    finish(plan, output_dir, procs, PREDICT)
+    done = finish(plan, output_dir, procs, PREDICT)
+    if procs.rank == 0:
+        repo_id = push_to_hub or output_dir.name
+        render_catalogue_card(output_dir, {**done["plan"], **done}, repo_id)
+        if push_to_hub:
+            push_folder(output_dir, repo_id, f"audiocap-predict: {done['clips']} tracks", hub, repo_type="dataset")
     return datasets.load_from_disk(str(output_dir))
 
 

@@ -6,7 +6,7 @@
 - `cli`: `audiocap-push`, the same upload from the command line.
 """
 
-from .cards import package_versions, render_caption_card, render_genre_card
+from .cards import package_versions, render_caption_card, render_catalogue_card, render_genre_card
 from .push import HubSettings, push_folder, take_hub_settings
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "package_versions",
     "push_folder",
     "render_caption_card",
+    "render_catalogue_card",
     "render_genre_card",
     "take_hub_settings",
 ]

@@ -5,7 +5,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
-from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
+from huggingface_hub import (
+    DatasetCard,
+    DatasetCardData,
+    EvalResult,
+    EvalResultEntry,
+    ModelCard,
+    ModelCardData,
+    eval_result_entries_to_yaml,
+)
 from huggingface_hub.constants import EVAL_RESULTS_FOLDER
 
 # setup.py installs the repository's top-level model_cards/ inside the package (modeling_audiocap/model_cards/): an
@@ -99,6 +107,20 @@ def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
     card_data = _card_data(results, repo_id, "audio-classification", "Genre classification", ["genre-classification"], metrics)
     write_eval_results(output_dir, results, ("accuracy", "accuracy"))
     return _render("genre.md", card_data, output_dir, results, repo_id)
+
+
+def render_catalogue_card(output_dir: Path, config: dict, repo_id: str) -> Path:
+    """Write `README.md` for an `audiocap-predict` dataset from its `predict_config.json` content: the models, their
+    columns and windows, the counts, how to load it."""
+    card_data = DatasetCardData(
+        pretty_name=repo_id.split("/")[-1], tags=["audiocap", "music", "audio"],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data-*.arrow"}]}],
+    )
+    values = {**config, "repo_id": repo_id, "name": repo_id.split("/")[-1], "versions": package_versions()}
+    card = DatasetCard.from_template(card_data, template_path=str(TEMPLATES / "catalogue.md"), **values)
+    path = Path(output_dir) / "README.md"
+    card.save(path)
+    return path
 
 
 def render_caption_card(output_dir: Path, results: dict, repo_id: str) -> Path:

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Never published: checkpoints (resumable training state: optimizer, RNG, the pickled `training_args.bin`) and
-# TensorBoard event files. Patterns are fnmatch'ed against paths relative to the run directory ("*" spans "/").
-NEVER_PUSHED = ("checkpoint-*", "runs/*", "training_args.bin", "*/training_args.bin")
+# Never published: checkpoints (resumable training state: optimizer, RNG, the pickled `training_args.bin`),
+# TensorBoard event files, and a catalogue run's work folder (plan, claims, shard markers). Patterns are fnmatch'ed against paths relative to the run directory ("*" spans "/").
+NEVER_PUSHED = ("checkpoint-*", "runs/*", "training_args.bin", "*/training_args.bin", ".audiocap-*")
 
 
 @dataclass
@@ -57,18 +57,20 @@ def push_command(output_dir: Path, repo_id: str, settings: HubSettings) -> str:
     return shlex.join(command)
 
 
-def push_folder(output_dir: Path, repo_id: str, commit_message: str, settings: HubSettings | None = None) -> bool:
-    """Upload the finished run in `output_dir` to `repo_id` (model, processor, code, card, plots, results.json; never
-    `NEVER_PUSHED`); on failure log what to do and return False (the local result stays)."""
+def push_folder(output_dir: Path, repo_id: str, commit_message: str, settings: HubSettings | None = None,
+                repo_type: str = "model") -> bool:
+    """Upload the finished run in `output_dir` to `repo_id` (model, processor, code, card, plots, results.json; or,
+    for `repo_type="dataset"`, a catalogue run's dataset; never `NEVER_PUSHED`); on failure log what to do and return
+    False (the local result stays)."""
     settings = settings or HubSettings()
     revision = settings.revision if settings.revision not in (None, "main") else None
     try:
         api = HfApi(token=settings.token)
-        api.create_repo(repo_id, private=settings.private, exist_ok=True)
+        api.create_repo(repo_id, private=settings.private, exist_ok=True, repo_type=repo_type)
         if revision is not None:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
+            api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type=repo_type)
         # A fresh list: upload_folder extends ignore_patterns in place.
-        api.upload_folder(folder_path=str(output_dir), repo_id=repo_id, revision=revision,
+        api.upload_folder(folder_path=str(output_dir), repo_id=repo_id, revision=revision, repo_type=repo_type,
                           commit_message=commit_message, ignore_patterns=list(NEVER_PUSHED))
     except Exception as err:  # network, auth, permissions: report and keep the local result
         logger.error(
