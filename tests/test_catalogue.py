@@ -112,7 +112,7 @@ def test_command_line(catalogue, tmp_path, capsys):
                      "--device", "cpu", "--num_workers", "1", "--no_progress"])
     assert code == 0 and "2 tracks" in capsys.readouterr().out
     assert datasets.load_from_disk(str(out)).column_names == ["id", "path", "duration", "genre_label", "genre_scores"]
-    with pytest.raises(ValueError, match="not a saved audiocap genre model or captioner"):
+    with pytest.raises(ValueError, match="neither a saved audiocap genre model or captioner nor an encoder"):
         cli_main([str(catalogue / "music"), "--model", str(catalogue / "music"), "--output_dir", str(tmp_path / "x")])
 
 
@@ -221,3 +221,19 @@ def test_the_dataset_is_published_with_a_card_saying_what_made_it(catalogue, tmp
     assert str(catalogue / "genre") in card and "`genre_scores`" in card and "`captioner_caption`" in card
     assert "every 0.5-s window every 0.25 s at 24000 Hz" in card and "max_new_tokens=6" in card
     assert "5 tracks" in card and "listed, with the reason, in `skipped.json`" in card
+
+
+def test_an_encoder_gives_each_track_the_mean_of_its_window_embeddings(catalogue, tmp_path, encoder_dir):
+    """An encoder among the models: per track the mean over its windows of what `audiocap-embed` writes per window,
+    beside a genre model's columns, in the same pass."""
+    from modeling_audiocap import extract_embeddings
+
+    rows = predict_catalogue(catalogue / "music" / "rock", [catalogue / "genre", encoder_dir], tmp_path / "out",
+                             window_seconds=0.5, layers=[0, -1], num_workers=0, device="cpu", progress=False)
+    key = f"{encoder_dir.name}_embedding"
+    assert rows.column_names == ["id", "path", "duration", "genre_label", "genre_scores", key]
+    embedded = extract_embeddings(catalogue / "music" / "rock", str(encoder_dir), tmp_path / "embed",
+                                  window_seconds=0.5, layers=[0, -1], dtype="float32", num_workers=0, device="cpu",
+                                  progress=False).with_format("numpy")
+    for row, windows in zip(rows, embedded["embeddings"]):
+        np.testing.assert_allclose(row[key], np.asarray(windows).mean(0), rtol=1e-5, atol=1e-6)

@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 
+from ..embedding.cli import _layers
 from ..embedding.engine import DEFAULT_SHARD_SIZE
 from ..hub import HubSettings
 from .predict import predict_catalogue
@@ -27,12 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", help="a folder, audio files, a save_to_disk directory or a Hub dataset id")
     parser.add_argument("--model", action="append", required=True,
-                        help="a saved audiocap genre model or captioner (folder or Hub id); repeat for several")
+                        help="a saved audiocap genre model or captioner, or an encoder (folder, Hub id or short "
+                        "name); repeat for several")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--window_scores", action="store_true", help="also write each window's genre scores")
     parser.add_argument("--embeddings", action="store_true", help="also write each genre model's track embedding")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="captioners: longest caption")
     parser.add_argument("--num_beams", type=int, default=None, help="captioners: beam search width")
+    parser.add_argument("--window_seconds", type=float, default=None, help="encoders: window (family default)")
+    parser.add_argument("--layers", type=_layers, default="-1", help="encoders: 'all' or indices such as 0,6,-1")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE)
     parser.add_argument("--num_workers", type=int, default=None)
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         window_scores=args.window_scores,
         embeddings=args.embeddings,
         generation=generation,
+        window_seconds=args.window_seconds,
+        layers=args.layers,
         audio_column=args.audio_column,
         id_column=args.id_column,
         split=args.split,

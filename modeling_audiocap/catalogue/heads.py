@@ -1,6 +1,6 @@
-"""The saved models a catalogue run applies, as heads: how each reads a track (its saved processor's windows, or
-only the first window for a captioner, as its pipeline does), what it computes on a batch of windows, and the
-columns it adds to a track's row."""
+"""The models a catalogue run applies, as heads: how each reads a track (a saved model's processor's windows, or only
+the first window for a captioner, as its pipeline does; a plain encoder's windows), what it computes on a batch of
+windows, and the columns it adds to a track's row."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..embedding.engine import StreamHead, Track, min_input_samples
+from ..embedding.runtime import LayerEmbedder, load_encoder, resolve_layers
 from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
 from ..pipelines import windowed_by_config
 from ..processing_audiocap import AudioCapFeatureExtractor, AudioCapProcessor, average_windows
@@ -25,12 +26,12 @@ class Head:
     kind = ""
 
     def __init__(self, key: str, name: str, model: torch.nn.Module, audio: AudioCapFeatureExtractor,
-                 first_window_only: bool = False):
+                 min_samples: int, first_window_only: bool = False):
         self.key = key
         self.name = name
         self.model = model.eval()
         self.audio = audio
-        self.stream = StreamHead(audio, min_input_samples(model.encoder, model.config.encoder), first_window_only)
+        self.stream = StreamHead(audio, min_samples, first_window_only)
         self.device = torch.device("cpu")
 
     @property
@@ -43,6 +44,9 @@ class Head:
         self.device = torch.device(device)
         self.model.to(self.device)
         return self
+
+    def close(self) -> None:
+        """Undo what `to` prepared for the run (nothing, for most heads)."""
 
     def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: value.to(self.device) for name, value in batch.items()}
@@ -65,7 +69,7 @@ class GenreHead(Head):
 
     def __init__(self, key: str, name: str, model: AudioEncoderForGenreClassification, audio: AudioCapFeatureExtractor,
                  window_scores: bool = False, embeddings: bool = False):
-        super().__init__(key, name, model, audio)
+        super().__init__(key, name, model, audio, min_input_samples(model.encoder, model.config.encoder))
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.window_scores = window_scores
         self.embeddings = embeddings
@@ -126,7 +130,8 @@ class CaptionHead(Head):
 
     def __init__(self, key: str, name: str, model: AudioEncoderT5ForCaptioning, processor: AudioCapProcessor,
                  generation: dict | None = None):
-        super().__init__(key, name, model, windowed_by_config(processor.audio, model.config), first_window_only=True)
+        audio = windowed_by_config(processor.audio, model.config)
+        super().__init__(key, name, model, audio, min_input_samples(model.encoder, model.config.encoder), True)
         self.tokenizer = processor.tokenizer
         self.generation = dict(generation or {})
 
@@ -152,6 +157,48 @@ class CaptionHead(Head):
         ]}
 
 
+class EmbeddingHead(Head):
+    """A pretrained encoder (anything `audiocap-embed` takes): every window through the extraction engine's
+    `LayerEmbedder` (mean-pooled frames of each asked layer); per track the mean over its windows, `(layers, width)`,
+    the windows' embeddings `audiocap-embed` writes averaged."""
+
+    kind = "embedding"
+
+    def __init__(self, key: str, name: str, encoder, window_seconds: float | None = None, layers="-1"):
+        loaded = load_encoder(encoder)
+        window = window_seconds or float(loaded.family.default_window_seconds(loaded.config))
+        audio = AudioCapFeatureExtractor(loaded.feature_extractor, window_seconds=window, normalize=loaded.normalize)
+        super().__init__(key, name, loaded.model, audio, min_input_samples(loaded.model, loaded.config))
+        self.loaded = loaded
+        self.layers = resolve_layers(layers, loaded.num_layers)
+        self.embedder: LayerEmbedder | None = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings, "layers": self.layers}
+
+    def to(self, device: torch.device) -> Head:
+        self.device = torch.device(device)
+        self.embedder = LayerEmbedder(self.loaded, self.layers, "mean", self.device).__enter__()  # for the whole run
+        return self
+
+    def close(self) -> None:
+        if self.embedder is not None:
+            self.embedder.__exit__(None, None, None)
+            self.embedder = None
+
+    def features(self) -> dict[str, Any]:
+        import datasets
+
+        return {f"{self.key}_embedding": datasets.List(datasets.List(datasets.Value("float32")))}
+
+    def __call__(self, batch: dict[str, torch.Tensor]) -> Sequence[torch.Tensor]:
+        return list(self.embedder(batch))  # per window: (layers, width)
+
+    def columns(self, tracks: list[Track], head: int) -> dict[str, list]:
+        return {f"{self.key}_embedding": [np.stack(track.head_results(head)).mean(0).tolist() for track in tracks]}
+
+
 def column_key(name: str, taken: set[str]) -> str:
     """A column prefix for a model: its folder's (or repo's) name, made unique."""
     base = re.sub(r"\W+", "_", os.path.basename(os.path.normpath(name))).strip("_") or "model"
@@ -163,8 +210,11 @@ def column_key(name: str, taken: set[str]) -> str:
 
 
 def load_heads(models: Sequence[str], window_scores: bool = False, embeddings: bool = False,
-               generation: dict | None = None, **hub_kwargs) -> list[Head]:
-    """A head per saved audiocap model (a folder or Hub id), with its saved preprocessing."""
+               generation: dict | None = None, window_seconds: float | None = None, layers="-1",
+               **hub_kwargs) -> list[Head]:
+    """A head per model: a saved audiocap genre model or captioner (a folder or Hub id) with its saved preprocessing,
+    or any encoder `audiocap-embed` takes (`window_seconds`: its windows, the family's default when None; `layers`:
+    the hidden states it gives, the top one by default)."""
     heads: list[Head] = []
     taken: set[str] = set()
     for name in models:
@@ -179,13 +229,16 @@ def load_heads(models: Sequence[str], window_scores: bool = False, embeddings: b
             model = AudioEncoderT5ForCaptioning.from_pretrained(name, **hub_kwargs)
             heads.append(CaptionHead(key, name, model, AudioCapProcessor.from_pretrained(name, **hub_kwargs), generation))
         else:
-            raise ValueError(
-                f"{name} is not a saved audiocap genre model or captioner (a folder or Hub repo with its config.json); "
-                "for an encoder's embeddings use audiocap-embed"
-            )
+            try:
+                heads.append(EmbeddingHead(key, name, name, window_seconds, layers))
+            except (OSError, ValueError) as error:
+                raise ValueError(
+                    f"{name} is neither a saved audiocap genre model or captioner nor an encoder audiocap can load "
+                    f"({error})"
+                ) from error
     if not heads:
         raise ValueError("Give at least one model")
     return heads
 
 
-__all__ = ["CaptionHead", "GenreHead", "Head", "column_key", "load_heads"]
+__all__ = ["CaptionHead", "EmbeddingHead", "GenreHead", "Head", "column_key", "load_heads"]

@@ -100,6 +100,8 @@ def predict_catalogue(
     window_scores: bool = False,
     embeddings: bool = False,
     generation: dict | None = None,
+    window_seconds: float | None = None,
+    layers: str | int | Sequence[int] = "-1",
     audio_column: str = "audio",
     id_column: str = "id",
     split: str | None = None,
@@ -116,8 +118,9 @@ def predict_catalogue(
     Args:
         inputs: a folder (audio files found recursively), an audio file, a list of files, a `Dataset` /
             `DatasetDict` with an `audio_column`, a `save_to_disk` directory, or a Hub dataset id (`split=`).
-        models: saved audiocap genre models and captioners (folders or Hub ids); their columns are prefixed with
-            their folder's name (`genre_label`, `genre_scores`, `captioner_caption`, ...).
+        models: saved audiocap genre models and captioners (folders or Hub ids), and encoders (anything
+            `audiocap-embed` takes); their columns are prefixed with their folder's name (`genre_label`,
+            `genre_scores`, `captioner_caption`, `MERT_v1_95M_embedding`, ...).
         output_dir: where the dataset is written (and resumed from).
         batch_size: windows per model call (windows of one shape, from any tracks).
         shard_size: tracks per output shard, the unit of resumption and of the work processes share.
@@ -129,6 +132,8 @@ def predict_catalogue(
             pooled embeddings, the vectors its head classifies).
         generation: generation settings for the captioners (`max_new_tokens`, `num_beams`, ...) over their saved ones;
             the settings used are recorded.
+        window_seconds, layers: for encoders: their windows (the family's default when None) and the hidden states
+            whose mean-pooled frames, averaged over the track's windows, make its `<model>_embedding` `(layers, width)`.
         audio_column, id_column, split: for dataset inputs.
         streaming: read a parquet dataset (a `.parquet` file, a local folder or a Hub id) where it lies, row group by
             row group, instead of loading (or downloading) it first.
@@ -149,7 +154,7 @@ def predict_catalogue(
         raise ValueError("batch_size must be positive")
     procs = processes(device)
     heads = load_heads([models] if isinstance(models, (str, os.PathLike)) else list(models), window_scores,
-                       embeddings, generation)
+                       embeddings, generation, window_seconds, layers)
     plan = plan_catalogue(inputs, heads, shard_size=shard_size, audio_column=audio_column, id_column=id_column,
                           split=split, streaming=streaming)
     output_dir = Path(output_dir)
@@ -159,11 +164,15 @@ def predict_catalogue(
     stream = dict(dataset=plan.dataset, audio_column="audio", heads=[head.stream for head in heads],
                   block_windows=batch_size)
     workers = default_num_workers(procs.device) if num_workers is None else num_workers
-    ShardRunner(
-        plan.clips, claims, plan.shard_size, plan.num_shards, stream, heads,
-        lambda tracks: track_columns(tracks, heads), batch_size, workers, plan.features, output_dir, procs,
-        "predict" if progress else None, _stop_after_shards, PREDICT,
-    ).run()
+    try:
+        ShardRunner(
+            plan.clips, claims, plan.shard_size, plan.num_shards, stream, heads,
+            lambda tracks: track_columns(tracks, heads), batch_size, workers, plan.features, output_dir, procs,
+            "predict" if progress else None, _stop_after_shards, PREDICT,
+        ).run()
+    finally:
+        for head in heads:
+            head.close()
     done = finish(plan, output_dir, procs, PREDICT)
     if procs.rank == 0:
         repo_id = push_to_hub or output_dir.name
