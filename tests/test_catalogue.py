@@ -220,7 +220,7 @@ def test_the_dataset_is_published_with_a_card_saying_what_made_it(catalogue, tmp
     card = (tmp_path / "out" / "README.md").read_text()
     assert str(catalogue / "genre") in card and "`genre_scores`" in card and "`captioner_caption`" in card
     assert "every 0.5-s window every 0.25 s at 24000 Hz" in card and "max_new_tokens=6" in card
-    assert "5 tracks" in card and "listed, with the reason, in `skipped.json`" in card
+    assert "said about 5 tracks" in card and "listed, with the reason, in `skipped.json`" in card
 
 
 def test_an_encoder_gives_each_track_the_mean_of_its_window_embeddings(catalogue, tmp_path, encoder_dir):
