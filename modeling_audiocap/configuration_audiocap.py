@@ -152,6 +152,17 @@ class AudioCaptionConfig(PretrainedConfig):
         restore_parts_attention(self, kept)
 
 
+def score_function(config: PretrainedConfig) -> str:
+    """How a clip's mean logits become its scores, by the config's `problem_type` (as transformers infers it when
+    unset: one label is a regression): `"sigmoid"` per tag for multi-label tagging, `"none"` (the values themselves)
+    for regression, `"softmax"` over the labels otherwise."""
+    if config.problem_type == "multi_label_classification":
+        return "sigmoid"
+    if config.problem_type == "regression" or (config.problem_type is None and config.num_labels == 1):
+        return "none"
+    return "softmax"
+
+
 def check_attribute_head(name: str, spec: dict) -> None:
     """An `attribute_heads` entry: a name usable as a module key, and two or more `labels` or a `mean` and a positive
     `std`."""

@@ -197,6 +197,25 @@ def _checked_part(module: PreTrainedModel, config) -> PreTrainedModel:
     return module
 
 
+def clip_loss(config: AudioGenreConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss of clip logits `(B, num_labels)` by the config's `problem_type`, as transformers' sequence classifiers
+    compute it (and infer it when unset): cross-entropy of class indices `(B,)` (single label), binary cross-entropy
+    of multi-hot targets `(B, num_labels)` (tagging), squared error of real targets `(B, num_labels)` (regression)."""
+    problem = config.problem_type
+    if problem is None:
+        if config.num_labels == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+    if problem == "regression":
+        return nn.functional.mse_loss(logits, labels.to(logits.dtype).reshape(logits.shape))
+    if problem == "multi_label_classification":
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    return nn.functional.cross_entropy(logits, labels)
+
+
 class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
     """Audio encoder -> layer weighting -> pooling -> MLP head.
 
@@ -288,7 +307,7 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
         auxiliary_loss = getattr(encoder_output, "auxiliary_loss", None)
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits, labels)
+            loss = clip_loss(self.config, logits, labels)
             if auxiliary_loss is not None:
                 loss = loss + auxiliary_loss
         hidden_states = attentions = None

@@ -32,6 +32,7 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
+from .configuration_audiocap import score_function
 from .processing_audiocap import AudioCapFeatureExtractor, average_windows
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,15 @@ def saved_audio_processor(pipe: Pipeline) -> AudioCapFeatureExtractor:
     return AudioCapFeatureExtractor(pipe.feature_extractor, window_seconds=window_seconds)
 
 
+def clip_scores(logits: torch.Tensor, function: str) -> torch.Tensor:
+    """A clip's scores from its mean logits: `"softmax"` over the labels, `"sigmoid"` per tag, `"none"` as they are."""
+    if function == "softmax":
+        return logits.softmax(-1)
+    if function == "sigmoid":
+        return logits.sigmoid()
+    return logits
+
+
 def windowed_by_config(audio: AudioCapFeatureExtractor, config) -> AudioCapFeatureExtractor:
     """A saved audio processor without a window of its own cuts by the model config's `window_seconds`, as the model
     was trained and evaluated."""
@@ -81,7 +91,8 @@ class AudioGenreClassificationPipeline(ChunkPipeline):
     the model `window_batch_size` at a time, so a long track takes memory bounded by the window, not the track.
 
     Returns transformers' audio-classification format: `[{"label": str, "score": float}, ...]`, best first, `top_k`
-    of them (all labels by default); scores are `function_to_apply` ("softmax" by default) of the mean logits.
+    of them (all labels by default); scores are `function_to_apply` of the mean logits: by default the config's
+    `score_function` (softmax for one genre per clip, a sigmoid per tag for a tagger, the values for a regressor).
     Unusable audio raises `AudioDecodingError` naming the source.
     """
 
@@ -148,16 +159,12 @@ class AudioGenreClassificationPipeline(ChunkPipeline):
         is_last = features.pop("is_last")
         return {"logits": self.model(**features).logits, "is_last": is_last}
 
-    def postprocess(self, model_outputs: list[dict], top_k: int | None = None, function_to_apply: str = "softmax"):
-        """The blocks' window logits -> their mean over the clip -> scores."""
+    def postprocess(self, model_outputs: list[dict], top_k: int | None = None, function_to_apply: str | None = None):
+        """The blocks' window logits -> their mean over the clip -> scores (`score_function` of the config unless
+        `function_to_apply` says otherwise)."""
         window_logits = torch.cat([output["logits"] for output in model_outputs]).float()
         logits = average_windows(window_logits, torch.zeros(window_logits.shape[0], dtype=torch.long), num_clips=1)[0]
-        if function_to_apply == "softmax":
-            scores = logits.softmax(-1)
-        elif function_to_apply == "sigmoid":
-            scores = logits.sigmoid()
-        else:
-            scores = logits
+        scores = clip_scores(logits, function_to_apply or score_function(self.model.config))
         top_k = scores.shape[-1] if top_k is None else min(int(top_k), scores.shape[-1])
         values, ids = scores.topk(top_k)
         id2label = self.model.config.id2label

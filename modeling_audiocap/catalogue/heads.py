@@ -15,7 +15,8 @@ import torch
 from ..embedding.engine import StreamHead, Track, min_input_samples
 from ..embedding.runtime import LayerEmbedder, load_encoder, resolve_layers
 from ..modeling_audiocap import AudioEncoderForGenreClassification, AudioEncoderT5ForCaptioning
-from ..pipelines import windowed_by_config
+from ..configuration_audiocap import score_function
+from ..pipelines import clip_scores, windowed_by_config
 from ..processing_audiocap import AudioCapFeatureExtractor, AudioCapProcessor, average_windows
 from ..saved import audiocap_model_type
 
@@ -62,8 +63,10 @@ class Head:
 
 
 class GenreHead(Head):
-    """A genre classifier: every window's logits; per track the softmax of their mean (what its pipeline gives), the
-    best label, and on request each window's softmax scores and the mean of the windows' pooled embeddings."""
+    """A clip classifier: every window's logits; per track the scores of their mean as its pipeline gives them (by
+    its `problem_type`: softmax and the best label for one genre per clip, a sigmoid per tag and the tags scoring at
+    least 0.5 for a tagger, the values for a regressor), and on request each window's scores and the mean of the
+    windows' pooled embeddings."""
 
     kind = "genre"
 
@@ -71,19 +74,26 @@ class GenreHead(Head):
                  window_scores: bool = False, embeddings: bool = False):
         super().__init__(key, name, model, audio, min_input_samples(model.encoder, model.config.encoder))
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.function = score_function(model.config)
         self.window_scores = window_scores
         self.embeddings = embeddings
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {**super().settings, "labels": self.labels, "window_scores": self.window_scores,
-                "embeddings": self.embeddings}
+        return {**super().settings, "labels": self.labels, "scores": self.function,
+                "window_scores": self.window_scores, "embeddings": self.embeddings}
 
     def features(self) -> dict[str, Any]:
         import datasets
 
         scores = datasets.List(datasets.Value("float32"))
-        features = {f"{self.key}_label": datasets.ClassLabel(names=self.labels), f"{self.key}_scores": scores}
+        label = datasets.ClassLabel(names=self.labels)
+        if self.function == "softmax":
+            features = {f"{self.key}_label": label, f"{self.key}_scores": scores}
+        elif self.function == "sigmoid":
+            features = {f"{self.key}_tags": datasets.List(label), f"{self.key}_scores": scores}
+        else:
+            features = {f"{self.key}_values": scores}
         if self.window_scores:
             features[f"{self.key}_window_scores"] = datasets.List(scores)
         if self.embeddings:
@@ -105,11 +115,14 @@ class GenreHead(Head):
             values = torch.from_numpy(np.stack(track.head_results(head)))
             logits = values[:, :num_labels]
             clip = average_windows(logits, torch.zeros(logits.shape[0], dtype=torch.long), num_clips=1)[0]
-            scores = clip.softmax(-1)
-            columns[f"{self.key}_label"].append(int(scores.argmax()))
-            columns[f"{self.key}_scores"].append(scores.tolist())
+            scores = clip_scores(clip, self.function)
+            if self.function == "softmax":
+                columns[f"{self.key}_label"].append(int(scores.argmax()))
+            elif self.function == "sigmoid":
+                columns[f"{self.key}_tags"].append([i for i, score in enumerate(scores.tolist()) if score >= 0.5])
+            columns[f"{self.key}_values" if self.function == "none" else f"{self.key}_scores"].append(scores.tolist())
             if self.window_scores:
-                columns[f"{self.key}_window_scores"].append(logits.softmax(-1).tolist())
+                columns[f"{self.key}_window_scores"].append(clip_scores(logits, self.function).tolist())
             if self.embeddings:
                 columns[f"{self.key}_embedding"].append(values[:, num_labels:].mean(0).tolist())
         return columns
