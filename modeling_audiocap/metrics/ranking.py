@@ -33,14 +33,23 @@ def ranking_metrics(references: Sequence[int] | np.ndarray, scores: Sequence[Seq
             f"class scores must be (clips, classes) for {labels.shape[0] if labels.ndim else 0} clips with one label "
             f"each, got scores of shape {values.shape} and labels of shape {labels.shape}"
         )
-    if not np.isfinite(values).all():
-        raise ValueError(f"class scores must be finite; {int((~np.isfinite(values)).sum())} are NaN or infinite")
     if labels.min() < 0 or labels.max() >= values.shape[1]:
         raise ValueError(f"labels must be class ids in [0, {values.shape[1]}), got {labels.min()}..{labels.max()}")
+    return column_ranking(labels[:, None] == np.arange(values.shape[1])[None, :], values)
 
+
+def column_ranking(targets: np.ndarray, scores: Sequence[Sequence[float]] | np.ndarray) -> dict:
+    """`ranking_metrics` of each column of `scores` (clips, columns) against the same column of boolean `targets`
+    (a class one-vs-rest, or a tag of a multi-label set)."""
+    targets = np.asarray(targets, dtype=bool)
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 2 or targets.shape != values.shape or values.size == 0:
+        raise ValueError(f"scores {values.shape} and targets {targets.shape} must both be (clips, columns)")
+    if not np.isfinite(values).all():
+        raise ValueError(f"class scores must be finite; {int((~np.isfinite(values)).sum())} are NaN or infinite")
     per_class = []
     for column in range(values.shape[1]):
-        positive = labels == column
+        positive = targets[:, column]
         has_both = positive.any() and not positive.all()
         column_scores = values[:, column]
         per_class.append({
