@@ -1,0 +1,79 @@
+"""MagnaTagATune's and MTG-Jamendo's own layouts (a few files each, made here) load with the right tags and splits."""
+
+import pytest
+
+from modeling_audiocap.data.tagging import load_jamendo, load_mtt
+
+MTT_TAGS = ["guitar", "classical", "no voice", "techno"]
+
+
+def write_mtt(root, clips):
+    """`clips`: (clip_id, folder, tags); every clip's mp3 exists except clip 9's."""
+    lines = ["\t".join(["clip_id", *MTT_TAGS, "mp3_path"])]
+    for clip_id, folder, tags in clips:
+        path = f"{folder}/clip-{clip_id}.mp3"
+        lines.append("\t".join([str(clip_id), *("1" if t in tags else "0" for t in MTT_TAGS), path]))
+        if clip_id != 9:
+            (root / "mp3" / folder).mkdir(parents=True, exist_ok=True)
+            (root / "mp3" / path).write_bytes(b"ID3")
+    (root / "annotations_final.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_magnatagatune_top_tags_and_its_folder_split(tmp_path):
+    write_mtt(tmp_path, [
+        (1, "0", {"guitar", "no voice"}), (2, "a", {"guitar"}), (3, "b", {"classical", "techno"}),
+        (4, "c", {"guitar", "classical"}), (5, "d", {"no voice"}), (6, "f", set()), (9, "e", {"guitar"}),
+    ])
+    splits = load_mtt(tmp_path, top_k=3)  # guitar 4, classical 2, no voice 2 (before techno 1: file order breaks ties)
+    names = splits["train"].features["tags"].feature.names
+    assert names == ["classical", "guitar", "no voice"]
+    tags = {split: {r["clip_id"]: sorted(names[t] for t in r["tags"]) for r in splits[split]} for split in splits}
+    assert tags["train"] == {1: ["guitar", "no voice"], 2: ["guitar"], 3: ["classical"]}
+    assert tags["validation"] == {4: ["classical", "guitar"]}
+    assert tags["test"] == {5: ["no voice"], 6: []}  # clip 9 (folder e) has no audio file: skipped
+    assert splits["test"][0]["audio"]["path"].endswith("mp3/d/clip-5.mp3")
+
+
+def write_jamendo(root, split_rows, extra_tag=None):
+    header = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
+    tracks = {
+        "track_0000214": ("14/214.mp3", ["genre---rock", "instrument---guitar"]),
+        "track_0000215": ("15/215.mp3", ["genre---jazz"]),
+        "track_0000216": ("16/216.mp3", ["mood/theme---happy", "genre---rock"]),
+        "track_0000217": ("17/217.mp3", ["genre---jazz", "instrument---piano"]),
+    }
+
+    def line(track):
+        path, tags = tracks[track]
+        return "\t".join([track, "artist_1", "album_1", path, "200.0", *tags])
+
+    (root / "data" / "splits" / "split-0").mkdir(parents=True)
+    (root / "data" / "autotagging_top50tags.tsv").write_text("\n".join([header, *map(line, tracks)]) + "\n")
+    for split, members in split_rows.items():
+        rows = [line(t) for t in members]
+        if extra_tag and split == "test":
+            rows.append(line(members[0]) + f"\t{extra_tag}")
+        (root / "data" / "splits" / "split-0" / f"autotagging_top50tags-{split}.tsv").write_text(
+            "\n".join([header, *rows]) + "\n")
+    for path, _ in tracks.values():
+        (root / "audio" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "audio" / path).write_bytes(b"ID3")
+
+
+def test_mtg_jamendo_tags_and_its_official_split(tmp_path):
+    write_jamendo(tmp_path, {"train": ["track_0000214", "track_0000215"], "validation": ["track_0000216"],
+                             "test": ["track_0000217"]})
+    splits = load_jamendo(tmp_path)
+    names = splits["train"].features["tags"].feature.names
+    assert names == ["genre---jazz", "genre---rock", "instrument---guitar", "instrument---piano", "mood/theme---happy"]
+    assert [sorted(names[t] for t in r["tags"]) for r in splits["train"]] == [
+        ["genre---rock", "instrument---guitar"], ["genre---jazz"]]
+    assert splits["validation"]["track_id"] == ["track_0000216"] and len(splits["test"]) == 1
+    assert splits["test"][0]["audio"]["path"].endswith("audio/17/217.mp3")
+
+
+def test_a_tag_outside_the_vocabulary_is_refused_by_name(tmp_path):
+    write_jamendo(tmp_path, {"train": ["track_0000214"], "validation": ["track_0000215"], "test": ["track_0000216"]},
+                  extra_tag="genre---polka")
+    with pytest.raises(ValueError, match="genre---polka"):
+        load_jamendo(tmp_path)
