@@ -77,3 +77,42 @@ def test_a_tag_outside_the_vocabulary_is_refused_by_name(tmp_path):
                   extra_tag="genre---polka")
     with pytest.raises(ValueError, match="genre---polka"):
         load_jamendo(tmp_path)
+
+
+def test_tags_in_every_form_become_one_tags_column():
+    """A list of strings, a Sequence(ClassLabel), one 0/1 column per tag and a delimited string give the same tags."""
+    import datasets
+
+    from modeling_audiocap.data.targets import tag_targets
+
+    wanted = [["guitar", "rock"], ["piano"], []]
+    names = ["guitar", "piano", "rock"]
+    forms = {
+        "list": datasets.Dataset.from_dict({"tags": wanted}),
+        "classlabel": datasets.Dataset.from_dict(
+            {"labels": [[names.index(t) for t in row] for row in wanted]},
+            features=datasets.Features({"labels": datasets.Sequence(datasets.ClassLabel(names=names))})),
+        "columns": datasets.Dataset.from_dict({n: [int(n in row) for row in wanted] for n in names}),
+        "string": datasets.Dataset.from_dict({"tag_list": ["rock | guitar", "piano", ""]}),
+    }
+    columns = {"list": "tags", "classlabel": "labels", "columns": names, "string": "tag_list"}
+    for form, table in forms.items():
+        out = tag_targets(datasets.DatasetDict(train=table), columns[form], form)["train"]
+        vocabulary = out.features["tags"].feature.names
+        assert vocabulary == names, form
+        assert [sorted(vocabulary[i] for i in row) for row in out["tags"]] == wanted, form
+
+
+def test_a_validation_tag_outside_the_training_tags_is_refused_and_bad_targets_are_counted(caplog):
+    import datasets
+
+    from modeling_audiocap.data.targets import regression_targets, tag_targets
+
+    splits = datasets.DatasetDict(train=datasets.Dataset.from_dict({"t": ["rock|jazz", "jazz"]}),
+                                  validation=datasets.Dataset.from_dict({"t": ["jazz", "polka"]}))
+    with pytest.raises(ValueError, match=r"row 1 of the validation split .*\['polka'\]"):
+        tag_targets(splits, "t", "my-set")
+    table = datasets.Dataset.from_dict({"tempo": ["120", "n/a", "96.5", None], "valence": [0.1, 0.2, float("nan"), 0.4]})
+    out = regression_targets(datasets.DatasetDict(train=table), ["tempo", "valence"], "my-set")["train"]
+    assert out["targets"] == [[120.0, pytest.approx(0.1)]]
+    assert "3 of 4 train rows have a missing or non-numeric target" in caplog.text and "row 1" in caplog.text
