@@ -14,8 +14,7 @@ import argparse
 import logging
 import sys
 
-from ..embedding.cli import _layers
-from ..embedding.engine import DEFAULT_SHARD_SIZE
+from ..embedding.cli import layers_argument, add_run_arguments
 from ..hub import HubSettings
 from .predict import predict_catalogue
 
@@ -30,28 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", action="append", required=True,
                         help="a saved audiocap genre model or captioner, or an encoder (folder, Hub id or short "
                         "name); repeat for several")
-    parser.add_argument("--output_dir", required=True)
     parser.add_argument("--window_scores", action="store_true", help="also write each window's genre scores")
     parser.add_argument("--embeddings", action="store_true", help="also write each genre model's track embedding")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="captioners: longest caption")
     parser.add_argument("--num_beams", type=int, default=None, help="captioners: beam search width")
     parser.add_argument("--window_seconds", type=float, default=None, help="encoders: window (family default)")
-    parser.add_argument("--layers", type=_layers, default="-1", help="encoders: 'all' or indices such as 0,6,-1")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE)
-    parser.add_argument("--num_workers", type=int, default=None)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--audio_column", default="audio")
-    parser.add_argument("--id_column", default="id")
-    parser.add_argument("--split", default=None)
-    parser.add_argument("--streaming", action="store_true",
-                        help="read a parquet dataset (a .parquet file, a folder or a Hub id) where it lies, no copy")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
+    parser.add_argument("--layers", type=layers_argument, default="-1", help="encoders: 'all' or indices such as 0,6,-1")
+    add_run_arguments(parser, batch_size=8)
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None,
                         help="publish the dataset, with its card, to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="a new Hub repo is private")
     parser.add_argument("--hub_revision", default=None, help="the branch to push to (created from main if missing)")
-    parser.add_argument("--no_progress", action="store_true")
     return parser
 
 

@@ -18,28 +18,18 @@ from .engine import DEFAULT_SHARD_SIZE, extract_embeddings
 from .runtime import DTYPES, POOLINGS
 
 
-def _layers(value: str):
+def layers_argument(value: str):
     value = value.strip()
     if value == "all":
         return "all"
     return [int(part) for part in value.replace(",", " ").split()]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="audiocap-embed",
-        description="Layer-wise embeddings of audio tracks with a pretrained encoder, written as a Hugging Face "
-        "dataset (resumable: run the same command again to continue).",
-    )
-    parser.add_argument("inputs", nargs="+", help="a folder, audio files, a save_to_disk directory or a Hub dataset id")
-    parser.add_argument("--encoder", required=True, help="Hub id / local checkpoint / audiocap model dir / short name")
+def add_run_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    """The arguments every catalogue-scale command takes: where the tracks are and how they are read, how the run is
+    split into shards and processes, and where it writes."""
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--window_seconds", type=float, default=10.0)
-    parser.add_argument("--hop_seconds", type=float, default=None)
-    parser.add_argument("--layers", type=_layers, default="all", help="'all' or indices such as 0,6,-1")
-    parser.add_argument("--pooling", choices=POOLINGS, default="mean")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--dtype", choices=DTYPES, default="auto")
+    parser.add_argument("--batch_size", type=int, default=batch_size)
     parser.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE)
     parser.add_argument("--num_workers", type=int, default=None)
     parser.add_argument("--device", default=None)
@@ -50,6 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read a parquet dataset (a .parquet file, a folder or a Hub id) where it lies, no copy")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
     parser.add_argument("--no_progress", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiocap-embed",
+        description="Layer-wise embeddings of audio tracks with a pretrained encoder, written as a Hugging Face "
+        "dataset (resumable: run the same command again to continue).",
+    )
+    parser.add_argument("inputs", nargs="+", help="a folder, audio files, a save_to_disk directory or a Hub dataset id")
+    parser.add_argument("--encoder", required=True, help="Hub id / local checkpoint / audiocap model dir / short name")
+    parser.add_argument("--window_seconds", type=float, default=10.0)
+    parser.add_argument("--hop_seconds", type=float, default=None)
+    parser.add_argument("--layers", type=layers_argument, default="all", help="'all' or indices such as 0,6,-1")
+    parser.add_argument("--pooling", choices=POOLINGS, default="mean")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto")
+    add_run_arguments(parser, batch_size=16)
     return parser
 
 
