@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo demo-contrastive test test-latest test-hf-common bench ffmpeg install
+.PHONY: demo demo-contrastive demo-tags test test-latest test-hf-common bench ffmpeg install
 LATEST_VENV ?= .venv-latest
 
 install: $(STAMP)
@@ -35,6 +35,14 @@ demo: $(STAMP) ffmpeg
 	$(PY) train_genre.py --config configs/demo.yaml
 	$(PY) train_caption.py --config configs/demo-caption.yaml
 	$(PY) -m modeling_audiocap.demo --model_dir runs/demo-genre --caption_model_dir runs/demo-caption \
+	  --data_dir runs/data/music-set
+
+# Beyond one label per clip: a tagger (genre, instrument, drums and mode as 20 tags) and a tempo regressor, trained
+# from scratch on the built-in set, then served on held-out clips (a few minutes each on CPU).
+demo-tags: $(STAMP) ffmpeg
+	$(PY) train_genre.py --config configs/demo-tags.yaml
+	$(PY) train_genre.py --config configs/demo-tempo.yaml
+	$(PY) -m modeling_audiocap.demo.tasks --tagger_dir runs/demo-tags --regressor_dir runs/demo-tempo \
 	  --data_dir runs/data/music-set
 
 # CLMR-style contrastive pre-training on the built-in set, then a linear probe against random init (~4 min on CPU).

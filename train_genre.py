@@ -1,5 +1,7 @@
-"""Train and evaluate a genre classifier: `accelerate launch train_genre.py --config configs/<run>.yaml [--flag value]`.
+"""Train and evaluate a clip model: `accelerate launch train_genre.py --config configs/<run>.yaml [--flag value]`.
 
+The label column(s) decide what it learns (`--problem_type` forces it): one column of classes makes a genre (or any
+class) classifier, a tag list or several columns a tagger, number columns a regressor (`data.targets.clip_targets`).
 Encoder modes: `frozen` (layer-wise embeddings computed once and cached; only the layer weighting and the head
 train), `unfrozen` (everything trains, with its own encoder learning rate) and `lora` (peft adapters + head).
 `output_dir` ends as a publishable model repo with `results.json`, plots and a model card.
@@ -13,20 +15,20 @@ from pathlib import Path
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
 import numpy as np
 import torch
-from scipy.special import softmax
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
 from modeling_audiocap.data.genre import load_genre_dataset
 from modeling_audiocap.embedding.output import atomic_write_json
 from modeling_audiocap.hub import package_versions, render_genre_card, take_hub_settings
-from modeling_audiocap.metrics import load_metric
+from modeling_audiocap.metrics.ranking import best_thresholds
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 from modeling_audiocap.training.arguments import (
     AudioDataArguments,
     EncoderArguments,
     parse_with_config,
 )
+from modeling_audiocap.training.clip_tasks import ClipTask
 from modeling_audiocap.training.collators import WaveformCollator, embedding_collator
 from modeling_audiocap.training.crops import EpochCrops
 from modeling_audiocap.training.genre_data import (
@@ -37,7 +39,14 @@ from modeling_audiocap.training.genre_data import (
 )
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
-from modeling_audiocap.training.plots import mean_pairwise_cosine, plot_confusion_matrix, plot_pca, plot_training_curves
+from modeling_audiocap.training.plots import (
+    mean_pairwise_cosine,
+    plot_confusion_matrix,
+    plot_pca,
+    plot_predictions,
+    plot_tag_scores,
+    plot_training_curves,
+)
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
     load_splits,
@@ -55,18 +64,26 @@ EMBEDDING_SPLITS = ("train", "test")  # PCA plots and mean pairwise cosine simil
 # TrainingArguments this script owns: name -> (value, why).
 SCRIPT_ARGUMENTS = {
     "remove_unused_columns": (False, "the collators read columns the model does not take (clip ids, waveforms)"),
-    "label_names": (["labels"], "the collators put the genre in `labels`"),
+    "label_names": (["labels"], "the collators put the class, tags or values in `labels`"),
 }
 
 
 @dataclass
 class GenreArguments:
-    """The head and the labels."""
+    """The head and what it predicts."""
 
     label_column_name: str | None = field(
         default=None,
-        metadata={"help": "Column holding the classes (default: label; on the built-in set genre, or another of its "
-                          "attribute columns: mode, instrument, drums, tempo_class)."},
+        metadata={"help": "Column(s) holding the targets, comma-separated (default: label; on the built-in set genre). "
+                          "One column of classes: a classifier; a tag list, several 0/1 or categorical columns: a "
+                          "tagger; number columns: a regressor. Built-in set: genre, mode, instrument, drums, "
+                          "tempo_class (classes), tempo_bpm (a number)."},
+    )
+    problem_type: str | None = field(
+        default=None,
+        metadata={"help": "single_label_classification | multi_label_classification | regression (default: what "
+                          "the label column holds; a delimited tag string such as 'rock|guitar' needs "
+                          "multi_label_classification)."},
     )
     pooling: str = field(default="mean", metadata={"help": "mean | attention"})
     head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head; 0: a linear probe."})
@@ -81,13 +98,23 @@ class GenreArguments:
     seeds: str | None = field(default=None, metadata={"help": "Probe sweep: comma-separated seeds (e.g. 0,1,2)."})
 
 
+def label_columns(data_args: AudioDataArguments, genre_args: GenreArguments) -> str:
+    """The run's label column(s): `--label_column_name`, or the source's default (`genre` on the built-in set)."""
+    return genre_args.label_column_name or ("genre" if data_args.dataset_name == "builtin" else "label")
+
+
 def genre_splits(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
-    column = genre_args.label_column_name
-    return load_splits(load_genre_dataset, data_args, seed, {"label_column_name": column or "genre"},
-                       label_column_name=column or "label")
+    """The run's splits with their targets in `label`, and the task they make (`ClipTask`)."""
+    columns = label_columns(data_args, genre_args)
+    targets = {"label_column_name": columns, "problem_type": genre_args.problem_type}
+    splits = load_splits(load_genre_dataset, data_args, seed, targets, **targets)
+    task = ClipTask.of(splits["train"].features["label"], [c.strip() for c in columns.split(",")])
+    return task.training_labels(splits), task
 
 
-def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names):
+def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names,
+                **task_config):
+    """The model around the resolved encoder (`task_config`: `ClipTask.config_kwargs`) and its processor."""
     resolved = resolve_encoder(
         enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides(),
         **enc_args.hub_kwargs(),
@@ -95,6 +122,7 @@ def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_arg
     model = AudioEncoderForGenreClassification.from_encoder_pretrained(
         resolved,
         dict(enumerate(label_names)),
+        **task_config,
         use_layer_weighting=enc_args.use_layer_weighting,
         pooling=genre_args.pooling,
         head_hidden_size=genre_args.head_hidden_size,
@@ -107,25 +135,22 @@ def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_arg
     return model, processor
 
 
-def clip_metrics(metric, logits: np.ndarray, labels: np.ndarray, clip_index: np.ndarray, label_names: list[str]) -> dict:
-    """Genre metrics of clips from window logits: predictions from the clip logits (mean over windows), ranking
-    metrics (mAP, ROC-AUC) from their softmax."""
-    clip_logits, clip_labels, _ = clip_level(logits, labels, clip_index)
-    return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels, label_names=label_names,
-                          prediction_scores=softmax(clip_logits, axis=-1))
-
-
-def split_metrics(metric, rows, label_names: list[str]):
+def split_metrics(task: ClipTask, metric, rows):
     """The Trainer's `compute_metrics` for one split's window `rows`: window logits averaged over each clip of that
-    split (each split has its own clips, so each gets its own function)."""
+    split (each split has its own clips, so each gets its own function), scored by the task's logged scores (an
+    undefined one as NaN)."""
     clip_index = np.asarray(rows["clip_index"])
 
     def compute_metrics(prediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        result = clip_metrics(metric, logits, prediction.label_ids, clip_index, label_names)
-        return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
+        clip_logits, clip_labels, _ = clip_level(window_logits(prediction), prediction.label_ids, clip_index)
+        result = task.clip_metrics(metric, clip_logits, clip_labels)
+        return {key: float("nan") if result[key] is None else result[key] for key in task.logged_scores}
 
     return compute_metrics
+
+
+def window_logits(prediction) -> np.ndarray:
+    return prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
 
 
 def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
@@ -144,17 +169,19 @@ def prepare_splits(splits, model, processor, enc_args, data_args, training_args)
     return decoded, windows, skipped
 
 
-def run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, num_labels: int) -> None:
+def run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, task: ClipTask) -> None:
     """`--probe_layers`: a probe per layer and the learned weighting, over `--seeds`; table, plot and JSON."""
     if enc_args.encoder_mode != "frozen":
         raise ValueError("--probe_layers works on cached embeddings: use --encoder_mode frozen")
+    if not task.is_classification:
+        raise ValueError(f"--probe_layers probes classes; this run's labels make a {task.problem_type} task")
     layers = None if genre_args.probe_layers == "all" else [int(x) for x in genre_args.probe_layers.split(",")]
     seeds = [int(x) for x in genre_args.seeds.split(",")] if genre_args.seeds else [training_args.seed]
     sweeps = []
     for seed in seeds:
-        splits = genre_splits(data_args, genre_args, seed)
+        splits, _ = genre_splits(data_args, genre_args, seed)
         _, windows, _ = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
-        sweeps.append({"seed": seed, **probe_sweep(windows, num_labels, seed, layers)})
+        sweeps.append({"seed": seed, **probe_sweep(windows, len(task.names), seed, layers)})
     if not training_args.should_save:
         return
     output_dir = Path(training_args.output_dir)
@@ -174,11 +201,10 @@ def main() -> None:
     )
     output_dir = start_run(training_args)
 
-    splits = genre_splits(data_args, genre_args, training_args.seed)
-    label_names = splits["train"].features["label"].names
-    model, processor = build_model(enc_args, genre_args, data_args, label_names)
+    splits, task = genre_splits(data_args, genre_args, training_args.seed)
+    model, processor = build_model(enc_args, genre_args, data_args, task.names, **task.config_kwargs(splits["train"]))
     if genre_args.probe_layers:
-        run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, len(label_names))
+        run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, task)
         return
 
     decoded, windows, skipped = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
@@ -194,22 +220,23 @@ def main() -> None:
 
     before = {split: clip_embeddings(model, windows[split], collator, training_args) for split in EMBEDDING_SPLITS}
     train_model = apply_lora(model, enc_args.lora_r, enc_args.lora_alpha, enc_args.lora_dropout) if enc_args.encoder_mode == "lora" else model
-    metric = load_metric("genre_classification")
+    metric = task.load_metric()
     hub = take_hub_settings(training_args)  # pushed once, at the end, by us; the token stays out of checkpoints
     trainer = make_trainer(train_model, train_rows, windows.get("validation"), collator, processor, callbacks, metric,
-                           label_names, enc_args, genre_args, training_args)
+                           task, enc_args, genre_args, training_args)
     train_resuming(trainer, genre_args.overwrite_output_dir)
 
     model = trained_model(trainer, enc_args.encoder_mode)
-    results = evaluate_splits(trainer, windows, metric, label_names)
+    results, test_clips = evaluate_splits(trainer, windows, metric, task)
     if not trainer.is_world_process_zero():
         return
     after = {split: clip_embeddings(model, windows[split], collator, training_args) for split in EMBEDDING_SPLITS}
     plots = [
-        plot_confusion_matrix(results["test"]["confusion_matrix"], label_names, output_dir / "confusion_matrix.png", "test"),
-        *(plot_pca({"before training": before[split][0], "after training": after[split][0]}, after[split][1], label_names,
-                   output_dir / f"pca_{split}_embeddings.png") for split in EMBEDDING_SPLITS),
-        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png", "accuracy"),
+        *result_plots(task, results, test_clips, output_dir),
+        *(plot_pca({"before training": before[split][0], "after training": after[split][0]}, after[split][1],
+                   list(task.names), output_dir / f"pca_{split}_embeddings.png")
+          for split in EMBEDDING_SPLITS if task.is_classification),
+        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png", task.logged_scores[0]),
     ]
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
@@ -222,29 +249,47 @@ def main() -> None:
             pooling=genre_args.pooling,
             head_hidden_size=genre_args.head_hidden_size,
             head_dropout=genre_args.head_dropout,
-            label_names=label_names,
+            label_names=list(task.names),
+            problem_type=task.problem_type,
             window_overlap=data_args.window_overlap,
         ),
         split_sizes={split: len(ds) for split, ds in decoded.items()},
         skipped_files=skipped,
         mean_cosine={split: {"before": mean_pairwise_cosine(before[split][0]), "after": mean_pairwise_cosine(after[split][0])}
                      for split in EMBEDDING_SPLITS},
-        train_accuracy=results["train"]["accuracy"],
-        test_accuracy=results["test"]["accuracy"],
+        **{f"{split}_{task.headline[0]}": results[split][task.headline[0]] for split in ("train", "test")},
         plots=[p.name for p in plots],
     )
-    logger.info("Train accuracy %.4f; test accuracy %.4f, macro-F1 %.4f; results in %s", results["train"]["accuracy"],
-                results["test"]["accuracy"], results["test"]["macro_f1"], output_dir)
+    key, name = task.headline
+    logger.info("Train %s %.4f; test %s %.4f; results in %s", name, results["train"][key], name, results["test"][key],
+                output_dir)
     publish_run(output_dir, results, render_genre_card, training_args, hub,
-                f"audiocap genre model: test accuracy {results['test']['accuracy']:.4f}")
+                f"audiocap {task.problem_type} model: test {name} {results['test'][key]:.4f}")
+
+
+def result_plots(task: ClipTask, results: dict, test_clips: tuple[np.ndarray, np.ndarray], output_dir: Path) -> list[Path]:
+    """The test split's plot for the task: the confusion matrix of classes, each tag's ROC-AUC and PR-AUC, or the
+    predicted against the true values."""
+    if task.is_classification:
+        return [plot_confusion_matrix(results["test"]["confusion_matrix"], list(task.names),
+                                      output_dir / "confusion_matrix.png", "test")]
+    if task.problem_type == "multi_label_classification":
+        return [plot_tag_scores(results["test"]["per_tag"], output_dir / "tag_scores.png", "test clips, per tag")]
+    logits, labels = test_clips
+    return [plot_predictions(task.scores(logits), labels, list(task.names), output_dir / "predictions.png", "test clips")]
 
 
 def make_trainer(train_model, train_rows, validation_rows, collator, processor: AudioCapFeatureExtractor, callbacks: list,
-                 metric, label_names: list[str], enc_args: EncoderArguments, genre_args: GenreArguments,
+                 metric, task: ClipTask, enc_args: EncoderArguments, genre_args: GenreArguments,
                  training_args: TrainingArguments) -> Trainer:
-    """The Trainer: validation each epoch and the best epoch kept, or (no validation split) the last epoch; every
-    checkpoint carries the processor."""
+    """The Trainer: validation each epoch and the best epoch kept (by a score the task logs), or (no validation
+    split) the last epoch; every checkpoint carries the processor."""
     set_script_arguments(training_args, "train_genre.py", SCRIPT_ARGUMENTS)
+    chosen = (training_args.metric_for_best_model or "").removeprefix("eval_")
+    if chosen and chosen not in (*task.logged_scores, "loss"):
+        why = f"a {task.problem_type} model logs {', '.join(task.logged_scores)}, not {chosen}"
+        set_script_arguments(training_args, "train_genre.py",
+                             {"metric_for_best_model": (task.logged_scores[0], why), "greater_is_better": (True, why)})
     if validation_rows is None:
         evaluate_without_validation(training_args, genre_args.early_stopping_patience)
     if genre_args.early_stopping_patience:
@@ -256,7 +301,7 @@ def make_trainer(train_model, train_rows, validation_rows, collator, processor: 
         eval_dataset=validation_rows,
         data_collator=collator,
         processing_class=processor,  # every checkpoint carries it
-        compute_metrics=None if validation_rows is None else split_metrics(metric, validation_rows, label_names),
+        compute_metrics=None if validation_rows is None else split_metrics(task, metric, validation_rows),
         optimizers=(make_optimizer(train_model, enc_args, training_args.learning_rate, training_args.weight_decay), None),
         callbacks=callbacks,
     )
@@ -276,17 +321,30 @@ def clip_embeddings(model, rows, collator, training_args: TrainingArguments) -> 
     return embeddings, labels
 
 
-def evaluate_splits(trainer: Trainer, windows: dict, metric, label_names: list[str]) -> dict:
-    """Clip-level metrics of every split (train on its evaluation windows, not the training crops)."""
-    results = {}
-    for split in ("train", "validation", "test"):
+def evaluate_splits(trainer: Trainer, windows: dict, metric, task: ClipTask) -> tuple[dict, tuple[np.ndarray, np.ndarray]]:
+    """Clip-level metrics of every split (train on its evaluation windows, not the training crops), the test split's
+    scored for a model that ignores the audio (`prior_baseline`: the training clips' prior, `ClipTask.prior_logits`;
+    chance to beat), and the test clips' logits and labels. A tagger's F1 counts the tags at 0.5, or at each tag's best threshold on the validation
+    split (`thresholds` in the results), chosen before the other splits are scored."""
+    results, clips = {}, {}
+    thresholds = 0.5
+    for split in ("validation", "train", "test"):
         if split not in windows:
             continue
-        trainer.compute_metrics = split_metrics(metric, windows[split], label_names)
+        trainer.compute_metrics = split_metrics(task, metric, windows[split])
         prediction = trainer.predict(windows[split], metric_key_prefix=split)
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        results[split] = clip_metrics(metric, logits, prediction.label_ids, np.asarray(windows[split]["clip_index"]), label_names)
-    return results
+        clip_logits, clip_labels, _ = clip_level(window_logits(prediction), prediction.label_ids,
+                                                 np.asarray(windows[split]["clip_index"]))
+        if split == "validation" and task.problem_type == "multi_label_classification":
+            thresholds = best_thresholds(task.scores(clip_logits), clip_labels)
+            results["thresholds"] = dict(zip(task.names, thresholds))
+        results[split] = task.clip_metrics(metric, clip_logits, clip_labels, thresholds)
+        clips[split] = (clip_logits, clip_labels)
+    test_labels = clips["test"][1]
+    prior = np.tile(task.prior_logits(clips["train"][1]), (len(test_labels), 1))
+    baseline = task.clip_metrics(metric, prior, test_labels, thresholds)
+    results["prior_baseline"] = {key: value for key, value in baseline.items() if not isinstance(value, (dict, list))}
+    return results, clips["test"]
 
 
 if __name__ == "__main__":

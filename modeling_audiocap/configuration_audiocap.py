@@ -70,6 +70,10 @@ class AudioGenreConfig(PretrainedConfig):
         sampling_rate (`int`): the encoder's sampling rate (from its feature extractor).
         clap_output (`str`): for CLAP encoders, `"projected"` (the projected audio embedding as a one-step
             sequence) or `"last_hidden_state"` (the last Swin stage, averaged over frequency, as frames).
+        target_mean, target_std (`list[float]`, optional): a regressor's targets' mean and standard deviation (of
+            its training clips): the head predicts standardised values, the model outputs them in the targets' own
+            units (`head * std + mean`), and the squared error is taken on the standardised scale, so that targets
+            of any scale train alike and an untrained head predicts the mean.
     """
 
     model_type = "audiocap_genre"
@@ -83,9 +87,13 @@ class AudioGenreConfig(PretrainedConfig):
     window_seconds: float | int | None = None
     sampling_rate: int = 16000
     clap_output: str = "projected"
+    target_mean: list[float] | None = None
+    target_std: list[float] | None = None
 
     def __post_init__(self, **kwargs):
         self.encoder = encoder_config_from(self.encoder if self.encoder is not None else {"model_type": "wav2vec2"})
+        if (self.target_mean is None) != (self.target_std is None) or any(s <= 0 for s in self.target_std or []):
+            raise ValueError("target_mean and target_std go together, with positive standard deviations")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.clap_output not in CLAP_OUTPUTS:
@@ -153,12 +161,17 @@ class AudioCaptionConfig(PretrainedConfig):
 
 
 def score_function(config: PretrainedConfig) -> str:
-    """How a clip's mean logits become its scores, by the config's `problem_type` (as transformers infers it when
-    unset: one label is a regression): `"sigmoid"` per tag for multi-label tagging, `"none"` (the values themselves)
-    for regression, `"softmax"` over the labels otherwise."""
-    if config.problem_type == "multi_label_classification":
+    """How a clip's mean logits become its scores, by the config's `problem_type` (`problem_score_function`)."""
+    return problem_score_function(config.problem_type, config.num_labels)
+
+
+def problem_score_function(problem_type: str | None, num_labels: int) -> str:
+    """How a clip's mean logits become its scores for a `problem_type` (as transformers infers it when unset: one
+    label is a regression): `"sigmoid"` per tag for multi-label tagging, `"none"` (the values themselves) for
+    regression, `"softmax"` over the labels otherwise."""
+    if problem_type == "multi_label_classification":
         return "sigmoid"
-    if config.problem_type == "regression" or (config.problem_type is None and config.num_labels == 1):
+    if problem_type == "regression" or (problem_type is None and num_labels == 1):
         return "none"
     return "softmax"
 

@@ -200,7 +200,8 @@ def _checked_part(module: PreTrainedModel, config) -> PreTrainedModel:
 def clip_loss(config: AudioGenreConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The loss of clip logits `(B, num_labels)` by the config's `problem_type`, as transformers' sequence classifiers
     compute it (and infer it when unset): cross-entropy of class indices `(B,)` (single label), binary cross-entropy
-    of multi-hot targets `(B, num_labels)` (tagging), squared error of real targets `(B, num_labels)` (regression)."""
+    of multi-hot targets `(B, num_labels)` (tagging), squared error of real targets `(B, num_labels)` (regression;
+    on the standardised scale when the config holds the targets' `target_std`)."""
     problem = config.problem_type
     if problem is None:
         if config.num_labels == 1:
@@ -210,7 +211,8 @@ def clip_loss(config: AudioGenreConfig, logits: torch.Tensor, labels: torch.Tens
         else:
             problem = "multi_label_classification"
     if problem == "regression":
-        return nn.functional.mse_loss(logits, labels.to(logits.dtype).reshape(logits.shape))
+        scale = 1.0 if config.target_std is None else logits.new_tensor(config.target_std)
+        return nn.functional.mse_loss(logits / scale, labels.to(logits.dtype).reshape(logits.shape) / scale)
     if problem == "multi_label_classification":
         return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
     return nn.functional.cross_entropy(logits, labels)
@@ -304,6 +306,8 @@ class AudioEncoderForGenreClassification(AudioCapPreTrainedModel):
             embeddings = average_windows(window_embeddings, window_clip_index, num_clips)
         else:
             logits = self.head(embeddings)
+        if self.config.target_mean is not None:  # a regressor's standardised outputs in the targets' units
+            logits = logits * logits.new_tensor(self.config.target_std) + logits.new_tensor(self.config.target_mean)
         auxiliary_loss = getattr(encoder_output, "auxiliary_loss", None)
         loss = None
         if labels is not None:

@@ -16,7 +16,8 @@ def test_config_parses(path, tmp_path):
     if path.startswith(("musiccaps", "paper-musiccaps", "demo-caption")):
         dataclasses = (EncoderArguments, script("train_caption").CaptionArguments, AudioDataArguments,
                        Seq2SeqTrainingArguments)
-    elif path.startswith(("gtzan", "paper-gtzan", "paper-fma", "fma", "demo.yaml")):
+    elif path.startswith(("gtzan", "paper-gtzan", "paper-fma", "fma", "demo.yaml", "demo-tags", "demo-tempo", "mtt-",
+                          "jamendo-", "emo-")):
         dataclasses = (EncoderArguments, script("train_genre").GenreArguments, AudioDataArguments, TrainingArguments)
     elif path in ("clmr-gtzan.yaml", "demo-contrastive.yaml", "samplecnn-contrastive-fma.yaml"):
         dataclasses = (script("train_contrastive").ContrastiveArguments, AudioDataArguments, TrainingArguments)

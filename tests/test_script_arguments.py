@@ -20,8 +20,9 @@ def builtin_args(tmp_path_factory):
 
 @pytest.mark.parametrize(("column", "names"), [(None, 6), ("mode", ["major", "minor"]), ("drums", 6)])
 def test_the_builtin_set_trains_on_the_label_column_asked_for(builtin_args, column, names):
-    splits = train_genre.genre_splits(builtin_args, train_genre.GenreArguments(label_column_name=column), seed=0)
+    splits, task = train_genre.genre_splits(builtin_args, train_genre.GenreArguments(label_column_name=column), seed=0)
     labels = splits["train"].features["label"].names
+    assert task.problem_type == "single_label_classification" and list(task.names) == labels
     assert labels == names if isinstance(names, list) else len(labels) == names
     if column is None:
         assert "rock" in labels

@@ -116,3 +116,68 @@ def test_a_validation_tag_outside_the_training_tags_is_refused_and_bad_targets_a
     out = regression_targets(datasets.DatasetDict(train=table), ["tempo", "valence"], "my-set")["train"]
     assert out["targets"] == [[120.0, pytest.approx(0.1)]]
     assert "3 of 4 train rows have a missing or non-numeric target" in caplog.text and "row 1" in caplog.text
+
+
+def test_the_label_columns_decide_the_problem_type_as_users_expect():
+    """A class column: a classifier; a list column, several 0/1 or categorical columns: a tagger (categorical values
+    are the tags); number columns: a regressor; a delimited string only when asked."""
+    import datasets
+
+    from modeling_audiocap.data.targets import clip_targets
+
+    table = datasets.Dataset.from_dict({
+        "genre": ["rock", "jazz", "rock"], "instrument": ["guitar", "piano", "piano"], "tags": [["a"], ["b", "a"], []],
+        "loud": [1, 0, 1], "bright": [0, 0, 1], "tempo": [120.0, 96.5, 80.0], "valence": [0.1, -0.2, 0.4],
+        "tag_string": ["a|b", "b", ""],
+    })
+    splits = datasets.DatasetDict(train=table)
+
+    def read(columns, problem_type=None):
+        label = clip_targets(splits, columns, problem_type, "my-set")["train"]
+        feature = label.features["label"]
+        names = getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
+        return feature, names, label["label"]
+
+    feature, names, values = read("genre")
+    assert isinstance(feature, datasets.ClassLabel) and [names[v] for v in values] == ["rock", "jazz", "rock"]
+    feature, names, values = read("genre,instrument")
+    assert names == ["guitar", "jazz", "piano", "rock"]
+    assert [sorted(names[i] for i in row) for row in values] == [["guitar", "rock"], ["jazz", "piano"], ["piano", "rock"]]
+    feature, names, values = read(["loud", "bright"])
+    assert names == ["loud", "bright"] and [sorted(names[i] for i in row) for row in values] == [["loud"], [], ["bright", "loud"]]
+    assert read("tags")[1] == ["a", "b"]
+    feature, names, values = read("tempo,valence")
+    assert feature.feature.dtype == "float32" and values == [[120.0, pytest.approx(0.1)], [96.5, pytest.approx(-0.2)],
+                                                             [80.0, pytest.approx(0.4)]]
+    assert isinstance(read("tag_string")[0], datasets.ClassLabel)  # text, unless asked
+    assert read("tag_string", "multi_label_classification")[1] == ["a", "b"]
+    with pytest.raises(ValueError, match="one label column"):
+        read("genre,instrument", "single_label_classification")
+
+
+def test_the_dataset_resolver_reads_the_benchmark_layouts_and_typed_metadata(tmp_path):
+    """`load_genre_dataset` (every training script's resolver) recognises an MTT copy and a Jamendo clone by their
+    layout, with their official splits; a metadata.csv's number column is numbers (a regressor), as in `datasets`."""
+    import datasets
+
+    from modeling_audiocap.data.genre import load_genre_dataset
+
+    write_mtt(tmp_path / "mtt", [(1, "0", {"guitar"}), (2, "c", {"classical"}), (3, "d", {"guitar", "techno"})])
+    mtt = load_genre_dataset(str(tmp_path / "mtt"), "top2")
+    assert {k: len(v) for k, v in mtt.items()} == {"train": 1, "validation": 1, "test": 1}
+    assert mtt["test"].features["label"].feature.names == ["classical", "guitar"]
+    with pytest.raises(ValueError, match="predefined"):
+        load_genre_dataset(str(tmp_path / "mtt"), split_protocol="random")
+    write_jamendo(tmp_path / "jamendo", {"train": ["track_0000214"], "validation": ["track_0000215"],
+                                         "test": ["track_0000216", "track_0000217"]})
+    jamendo = load_genre_dataset(str(tmp_path / "jamendo"), "top50tags-split-0")
+    assert len(jamendo["test"]) == 2 and "genre---rock" in jamendo["train"].features["label"].feature.names
+
+    folder = tmp_path / "emo"
+    folder.mkdir()
+    rows = ["file_name,arousal,valence,split"] + [f"c{i}.wav,{0.1 * i:.1f},{-0.1 * i:.1f},{s}"
+                                                   for i, s in enumerate(["train"] * 4 + ["validation", "test"])]
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    emo = load_genre_dataset(str(folder), label_column_name="arousal,valence")
+    assert isinstance(emo["train"].features["label"].feature, datasets.Value)
+    assert emo["test"]["label"] == [[pytest.approx(0.5), pytest.approx(-0.5)]]

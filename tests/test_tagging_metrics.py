@@ -18,7 +18,7 @@ def tag_set(clips: int = 40, tags: int = 5, seed: int = 0):
 
 
 def test_tagging_metrics_agree_with_scikit_learn():
-    from modeling_audiocap.metrics.music_tagging.music_tagging import best_thresholds
+    from modeling_audiocap.metrics.ranking import best_thresholds
 
     scores, references = tag_set()
     names = ["rock", "piano", "drums", "choir", "loud"]

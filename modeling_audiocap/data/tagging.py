@@ -18,7 +18,7 @@ MTG-Jamendo (Bogdanov et al. 2019), as its repository lays it out::
 Each row's tags follow the five fixed columns, tab-separated (`genre---rock`, `instrument---piano`, ...); the
 subsets are `top50tags`, `genre`, `instrument` and `moodtheme`.
 
-Columns of both: `audio` (`datasets.Audio(decode=False)`: file paths), `tags` (`Sequence(ClassLabel)`: the tag
+`load_tagging_root` recognises either copy by its layout (the one dataset resolver uses it). Columns of both: `audio` (`datasets.Audio(decode=False)`: file paths), `tags` (`Sequence(ClassLabel)`: the tag
 vocabulary, from the annotations, so it does not depend on which files are present), an id and `file_name`. Clips
 whose audio file is missing are skipped and counted in the log; a tag outside the vocabulary is refused, naming it.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -138,4 +139,23 @@ def load_jamendo(root: str | os.PathLike, subset: str = "top50tags", split_index
     return _splits(rows, _features(vocabulary, "track_id", "string"), audio, f"MTG-Jamendo {subset} split-{split_index}")
 
 
-__all__ = ["load_jamendo", "load_mtt"]
+def load_tagging_root(root: str | os.PathLike, config_name: str | None = None) -> datasets.DatasetDict | None:
+    """The tag splits of a local MagnaTagATune copy (`config_name`: `top50`, or `top<k>`) or MTG-Jamendo clone
+    (`config_name`: a subset, optionally with an official split: `moodtheme`, `top50tags-split-3`); None when `root`
+    is neither."""
+    root = Path(root)
+    if (root / MTT_ANNOTATIONS).is_file():
+        match = re.fullmatch(r"top(\d+)", config_name or "top50")
+        if match is None:
+            raise ValueError(f"{root} is MagnaTagATune: its configs are top<k> (top50 by default), got {config_name!r}")
+        return load_mtt(root, int(match.group(1)))
+    if any((root / "data").glob("autotagging_*.tsv")):
+        match = re.fullmatch(r"(\w+?)(?:-split-(\d+))?", config_name or "top50tags")
+        if match is None:
+            raise ValueError(f"{root} is MTG-Jamendo: its configs are a subset ({', '.join(JAMENDO_SUBSETS)}), "
+                             f"optionally with -split-<k>, got {config_name!r}")
+        return load_jamendo(root, match.group(1), int(match.group(2) or 0))
+    return None
+
+
+__all__ = ["load_jamendo", "load_mtt", "load_tagging_root"]

@@ -57,6 +57,7 @@ def _card_data(results: dict, repo_id: str, pipeline_tag: str, task_name: str, t
             metric_value=round(results["test"][key], 4),
         )
         for metric, name, key in metrics
+        if results["test"].get(key) is not None  # a score undefined on these clips is no result
     ]
     return ModelCardData(
         model_name=repo_id.split("/")[-1],
@@ -66,7 +67,7 @@ def _card_data(results: dict, repo_id: str, pipeline_tag: str, task_name: str, t
         base_model=encoder if "/" in encoder and not encoder.startswith("audiocap/") and not Path(encoder).exists() else None,
         datasets=[dataset] if _hub_dataset(dataset) else None,
         metrics=[metric for metric, _, _ in metrics],
-        eval_results=eval_results,
+        eval_results=eval_results or None,
     )
 
 
@@ -89,6 +90,8 @@ def write_eval_results(output_dir: Path, results: dict, metric: tuple[str, str])
     if "path" in source or not _hub_dataset(dataset):
         return None
     key, name = metric
+    if results["test"].get(key) is None:
+        return None
     entry = EvalResultEntry(
         dataset_id=dataset, task_id=source.get("config") or "default", value=round(results["test"][key], 4),
         dataset_revision=source.get("commit"),
@@ -100,13 +103,28 @@ def write_eval_results(output_dir: Path, results: dict, metric: tuple[str, str])
     return path
 
 
+# per problem type: task name, Hub tags, model-index metrics ((type, name, key) triples) and headline
+CLIP_CARDS = {
+    "single_label_classification": ("Genre classification", ["genre-classification"],
+                                    (("accuracy", "Accuracy", "accuracy"), ("f1", "Macro F1", "macro_f1")),
+                                    ("accuracy", "accuracy")),
+    "multi_label_classification": ("Music tagging", ["music-tagging", "multi-label-classification"],
+                                   (("roc_auc", "ROC-AUC (macro)", "roc_auc"), ("pr_auc", "PR-AUC (macro)", "pr_auc")),
+                                   ("roc_auc", "ROC-AUC")),
+    "regression": ("Music attribute regression", ["regression"],
+                   (("r_squared", "R²", "r2"), ("mae", "MAE", "mae")), ("r2", "R²")),
+}
+
+
 def render_genre_card(output_dir: Path, results: dict, repo_id: str) -> Path:
-    """Write `README.md` for a genre run from its `results.json` content (Hub metadata includes a model-index), and
-    its evaluation results (`write_eval_results`)."""
-    metrics = (("accuracy", "Accuracy", "accuracy"), ("f1", "Macro F1", "macro_f1"))
-    card_data = _card_data(results, repo_id, "audio-classification", "Genre classification", ["genre-classification"], metrics)
-    write_eval_results(output_dir, results, ("accuracy", "accuracy"))
-    return _render("genre.md", card_data, output_dir, results, repo_id)
+    """Write `README.md` for a clip model's run (a genre or other classifier, a tagger or a regressor, by the run's
+    `problem_type`) from its `results.json` content (Hub metadata includes a model-index), and its evaluation
+    results (`write_eval_results`)."""
+    problem_type = results.get("problem_type") or "single_label_classification"
+    task_name, tags, metrics, headline = CLIP_CARDS[problem_type]
+    card_data = _card_data(results, repo_id, "audio-classification", task_name, tags, metrics)
+    write_eval_results(output_dir, results, headline)
+    return _render("genre.md", card_data, output_dir, results | {"problem_type": problem_type}, repo_id)
 
 
 def render_catalogue_card(output_dir: Path, config: dict, repo_id: str) -> Path:

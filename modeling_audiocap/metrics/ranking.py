@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +66,17 @@ def column_ranking(targets: np.ndarray, scores: Sequence[Sequence[float]] | np.n
         "roc_auc": _macro([entry["roc_auc"] for entry in per_class]),
         "per_class": per_class,
     }
+
+
+def best_thresholds(scores, references) -> list[float]:
+    """Per tag, the score threshold with the best F1 on these clips (0.5 for a tag with no positive clip)."""
+    scores, references = np.asarray(scores, dtype=np.float64), np.asarray(references).astype(bool)
+    thresholds = []
+    for column in range(scores.shape[1]):
+        if not references[:, column].any():
+            thresholds.append(0.5)
+            continue
+        precision, recall, cuts = precision_recall_curve(references[:, column], scores[:, column])
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        thresholds.append(float(cuts[int(np.argmax(f1[:-1]))]))
+    return thresholds

@@ -18,8 +18,8 @@ from .crops import EpochCrops
 
 
 class WaveformCollator:
-    """Genre batches of waveform windows: a random window of each clip (training rows with a `waveform`, drawn by
-    `crops`) or the fixed evaluation windows (rows with `input_values`); the genre in `labels`."""
+    """Clip-model batches of waveform windows: a random window of each clip (training rows with a `waveform`, drawn by
+    `crops`) or the fixed evaluation windows (rows with `input_values`); the class, tags or values in `labels`."""
 
     def __init__(self, processor: AudioCapFeatureExtractor, crops: EpochCrops):
         self.processor = processor
@@ -31,16 +31,21 @@ class WaveformCollator:
         else:
             waves = [np.asarray(r["input_values"], dtype=np.float32) for r in rows]
         batch = dict(self.processor.featurize(waves))
-        batch["labels"] = torch.tensor([r["label"] for r in rows])
+        batch["labels"] = row_labels(rows)
         return batch
 
 
+def row_labels(rows: list[dict]) -> torch.Tensor:
+    """The rows' `label`s as the loss reads them: class ids `(B,)`, or multi-hot tags / values `(B, num_labels)`."""
+    return torch.as_tensor(np.stack([np.asarray(r["label"]) for r in rows]))
+
+
 def embedding_collator(rows: list[dict]) -> dict:
-    """Frozen-mode genre batches from the embedding cache: `layer_embeddings` `(batch, layers, hidden)` and
+    """Frozen-mode clip-model batches from the embedding cache: `layer_embeddings` `(batch, layers, hidden)` and
     `labels`."""
     return {
         "layer_embeddings": torch.tensor(np.stack([r["layer_embeddings"] for r in rows]), dtype=torch.float32),
-        "labels": torch.tensor([r["label"] for r in rows]),
+        "labels": row_labels(rows),
     }
 
 

@@ -113,8 +113,8 @@ def require_clips(decoded: dict[str, datasets.Dataset], skipped: list[dict[str, 
 
 
 def window_dataset(dataset: datasets.Dataset, processor: AudioCapFeatureExtractor) -> datasets.Dataset:
-    """One row per evaluation window the processor cuts (`input_values`, `label`, `clip_index`); a short clip is one
-    short window (the feature extractor pads and masks it)."""
+    """One row per evaluation window the processor cuts (`input_values`, the clip's `label`, `clip_index`); a short
+    clip is one short window (the feature extractor pads and masks it)."""
 
     def explode(batch: dict) -> dict:
         out = {"input_values": [], "label": [], "clip_index": []}
@@ -190,9 +190,11 @@ def embed_windows(
 
 def clip_level(values: np.ndarray, labels: np.ndarray, clip_index: np.ndarray):
     """Per-window `values` (logits or embeddings) averaged over each clip's windows (`average_windows`, the one
-    window-to-clip mean): returns `(clip_values, clip_labels, clip_ids)` sorted by clip id."""
+    window-to-clip mean): returns `(clip_values, clip_labels, clip_ids)` sorted by clip id (a label is a class, or a
+    row of tags or values)."""
     clips, inverse = np.unique(clip_index, return_inverse=True)
     means = average_windows(torch.from_numpy(np.asarray(values, dtype=np.float64)), torch.from_numpy(inverse), clips.size)
-    clip_labels = np.zeros(clips.size, dtype=np.int64)
+    labels = np.asarray(labels)
+    clip_labels = np.zeros((clips.size, *labels.shape[1:]), dtype=labels.dtype)
     clip_labels[inverse] = labels
     return means.numpy(), clip_labels, clips

@@ -96,3 +96,39 @@ def plot_training_curves(log_history: list[dict], path: Path, metric: str) -> Pa
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_tag_scores(per_tag: dict[str, dict], path: Path, title: str) -> Path:
+    """Each tag's ROC-AUC and PR-AUC as bars (a tag where they are undefined shows none), tags sorted by ROC-AUC."""
+    order = sorted(per_tag, key=lambda tag: -(per_tag[tag]["roc_auc"] if per_tag[tag]["roc_auc"] is not None else -1))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(order) + 1.5), 4))
+    positions = np.arange(len(order))
+    for offset, key, name in ((-0.2, "roc_auc", "ROC-AUC"), (0.2, "pr_auc", "PR-AUC")):
+        values = [per_tag[tag][key] if per_tag[tag][key] is not None else np.nan for tag in order]
+        ax.bar(positions + offset, values, width=0.4, label=name)
+    ax.set_xticks(positions, order, rotation=60, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_predictions(predicted: np.ndarray, true: np.ndarray, names: list[str], path: Path, title: str) -> Path:
+    """Predicted against true values, a panel per target, with the identity line."""
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4.2), squeeze=False)
+    for column, (ax, name) in enumerate(zip(axes[0], names)):
+        x, y = true[:, column], predicted[:, column]
+        low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
+        ax.scatter(x, y, s=12)
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel(f"predicted {name}")
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -4,7 +4,7 @@ tags (threshold-free), per-tag scores, and F1 at thresholds (0.5, or per-tag one
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import f1_score, precision_recall_curve
+from sklearn.metrics import f1_score
 
 from modeling_audiocap.metrics.ranking import column_ranking
 
@@ -12,8 +12,8 @@ _DESCRIPTION = """Tagging metrics of per-tag scores against multi-hot references
 averages over tags of scikit-learn's `roc_auc_score` and `average_precision_score` of each tag's score column (a tag
 no reference has, or every reference has, is left out where undefined, and shows as None in `per_tag`), and
 `macro_f1` / `micro_f1` of the tags a clip gets at `thresholds` (one per tag, or one for all; 0.5 by default).
-`best_thresholds(scores, references)` gives the per-tag thresholds that maximise each tag's F1, to choose on a
-validation split and pass for the test split."""
+`modeling_audiocap.metrics.ranking.best_thresholds(scores, references)` gives the per-tag thresholds that maximise
+each tag's F1, to choose on a validation split and pass for the test split."""
 
 _KWARGS_DESCRIPTION = """
 Args:
@@ -26,20 +26,6 @@ Returns:
     roc_auc, pr_auc (floats, or None when no tag qualifies), macro_f1, micro_f1 (floats), per_tag
     ({name: {roc_auc, pr_auc, f1, support}}).
 """
-
-
-def best_thresholds(scores, references) -> list[float]:
-    """Per tag, the score threshold with the best F1 on these clips (0.5 for a tag with no positive clip)."""
-    scores, references = np.asarray(scores, dtype=np.float64), np.asarray(references).astype(bool)
-    thresholds = []
-    for column in range(scores.shape[1]):
-        if not references[:, column].any():
-            thresholds.append(0.5)
-            continue
-        precision, recall, cuts = precision_recall_curve(references[:, column], scores[:, column])
-        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-        thresholds.append(float(cuts[int(np.argmax(f1[:-1]))]))
-    return thresholds
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
