@@ -48,6 +48,7 @@ setup(
         "console_scripts": [
             "audiocap-embed = modeling_audiocap.embedding.cli:main",
             "audiocap-predict = modeling_audiocap.catalogue.cli:main",
+            "audiocap-probe = modeling_audiocap.training.probe_suite:main",
             "audiocap-push = modeling_audiocap.hub.cli:main",
         ]
     },

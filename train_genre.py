@@ -9,7 +9,6 @@ train), `unfrozen` (everything trains, with its own encoder learning rate) and `
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import modeling_audiocap  # noqa: F401  (first: checks the torch trio before transformers loads torchaudio)
@@ -17,26 +16,26 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
-from modeling_audiocap import AudioEncoderForGenreClassification, resolve_encoder
-from modeling_audiocap.data.genre import load_genre_dataset
-from modeling_audiocap.embedding.output import atomic_write_json
-from modeling_audiocap.hub import package_versions, render_genre_card, take_hub_settings
+from modeling_audiocap.hub import render_genre_card, take_hub_settings
 from modeling_audiocap.metrics.ranking import best_thresholds
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 from modeling_audiocap.training.arguments import (
     AudioDataArguments,
     EncoderArguments,
+    GenreArguments,
     parse_with_config,
+)
+from modeling_audiocap.training.clip_runs import (
+    build_model,
+    genre_splits,
+    prepare_splits,
+    sweep_layers,
+    write_probe_report,
 )
 from modeling_audiocap.training.clip_tasks import ClipTask
 from modeling_audiocap.training.collators import WaveformCollator, embedding_collator
 from modeling_audiocap.training.crops import EpochCrops
-from modeling_audiocap.training.genre_data import (
-    clip_level,
-    decode_splits,
-    embed_windows,
-    window_dataset,
-)
+from modeling_audiocap.training.genre_data import clip_level
 from modeling_audiocap.training.lora import apply_lora
 from modeling_audiocap.training.optim import make_optimizer
 from modeling_audiocap.training.plots import (
@@ -49,7 +48,6 @@ from modeling_audiocap.training.plots import (
 )
 from modeling_audiocap.training.runs import (
     evaluate_without_validation,
-    load_splits,
     publish_run,
     run_settings,
     set_script_arguments,
@@ -57,7 +55,6 @@ from modeling_audiocap.training.runs import (
     train_resuming,
     trained_model,
 )
-from modeling_audiocap.training.probe import probe_sweep, summarize_sweeps, write_sweep_report
 
 logger = logging.getLogger("audiocap.train_genre")
 EMBEDDING_SPLITS = ("train", "test")  # PCA plots and mean pairwise cosine similarity, before and after training
@@ -66,73 +63,6 @@ SCRIPT_ARGUMENTS = {
     "remove_unused_columns": (False, "the collators read columns the model does not take (clip ids, waveforms)"),
     "label_names": (["labels"], "the collators put the class, tags or values in `labels`"),
 }
-
-
-@dataclass
-class GenreArguments:
-    """The head and what it predicts."""
-
-    label_column_name: str | None = field(
-        default=None,
-        metadata={"help": "Column(s) holding the targets, comma-separated (default: label; on the built-in set genre). "
-                          "One column of classes: a classifier; a tag list, several 0/1 or categorical columns: a "
-                          "tagger; number columns: a regressor. Built-in set: genre, mode, instrument, drums, "
-                          "tempo_class (classes), tempo_bpm (a number)."},
-    )
-    problem_type: str | None = field(
-        default=None,
-        metadata={"help": "single_label_classification | multi_label_classification | regression (default: what "
-                          "the label column holds; a delimited tag string such as 'rock|guitar' needs "
-                          "multi_label_classification)."},
-    )
-    pooling: str = field(default="mean", metadata={"help": "mean | attention"})
-    head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head; 0: a linear probe."})
-    head_dropout: float = field(default=0.2, metadata={"help": "Dropout in the head."})
-    early_stopping_patience: int | None = field(default=None, metadata={"help": "Epochs without improvement."})
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Start afresh instead of resuming from the last checkpoint in output_dir."}
-    )
-    probe_layers: str | None = field(
-        default=None, metadata={"help": "Frozen mode: 'all' or '0,4,8' trains a probe per layer instead of the head."}
-    )
-    seeds: str | None = field(default=None, metadata={"help": "Probe sweep: comma-separated seeds (e.g. 0,1,2)."})
-
-
-def label_columns(data_args: AudioDataArguments, genre_args: GenreArguments) -> str:
-    """The run's label column(s): `--label_column_name`, or the source's default (`genre` on the built-in set)."""
-    return genre_args.label_column_name or ("genre" if data_args.dataset_name == "builtin" else "label")
-
-
-def genre_splits(data_args: AudioDataArguments, genre_args: GenreArguments, seed: int):
-    """The run's splits with their targets in `label`, and the task they make (`ClipTask`)."""
-    columns = label_columns(data_args, genre_args)
-    targets = {"label_column_name": columns, "problem_type": genre_args.problem_type}
-    splits = load_splits(load_genre_dataset, data_args, seed, targets, **targets)
-    task = ClipTask.of(splits["train"].features["label"], [c.strip() for c in columns.split(",")])
-    return task.training_labels(splits), task
-
-
-def build_model(enc_args: EncoderArguments, genre_args: GenreArguments, data_args: AudioDataArguments, label_names,
-                **task_config):
-    """The model around the resolved encoder (`task_config`: `ClipTask.config_kwargs`) and its processor."""
-    resolved = resolve_encoder(
-        enc_args.encoder_name_or_path, clap_output=enc_args.clap_output, config_overrides=enc_args.config_overrides(),
-        **enc_args.hub_kwargs(),
-    )
-    model = AudioEncoderForGenreClassification.from_encoder_pretrained(
-        resolved,
-        dict(enumerate(label_names)),
-        **task_config,
-        use_layer_weighting=enc_args.use_layer_weighting,
-        pooling=genre_args.pooling,
-        head_hidden_size=genre_args.head_hidden_size,
-        head_dropout=genre_args.head_dropout,
-        window_seconds=data_args.max_length_seconds,
-        clap_output=enc_args.clap_output,
-    )
-    processor = AudioCapFeatureExtractor(resolved.feature_extractor, window_seconds=data_args.max_length_seconds,
-                                  hop_seconds=data_args.hop_seconds)
-    return model, processor
 
 
 def split_metrics(task: ClipTask, metric, rows):
@@ -153,46 +83,13 @@ def window_logits(prediction) -> np.ndarray:
     return prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
 
 
-def prepare_splits(splits, model, processor, enc_args, data_args, training_args):
-    """Decoded clips, window rows (frozen mode: with cached layer-wise embeddings) and the skipped files."""
-    with training_args.main_process_first(desc="prepare data"):
-        decoded, skipped = decode_splits(splits, processor, data_args.preprocessing_num_workers, data_args.decoded_cache_dir)
-        windows = {split: window_dataset(ds, processor) for split, ds in decoded.items()}
-    if enc_args.encoder_mode == "frozen":
-        model.freeze_encoder()
-        with training_args.main_process_first(desc="embedding cache"):
-            windows = {
-                split: embed_windows(w, model, lambda waves: dict(processor.featurize(waves)), data_args.embedding_cache_dir,
-                                     enc_args.encoder_name_or_path, training_args.per_device_eval_batch_size)
-                for split, w in windows.items()
-            }
-    return decoded, windows, skipped
-
-
-def run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, task: ClipTask) -> None:
+def run_probe_sweep(enc_args, genre_args, data_args, training_args) -> None:
     """`--probe_layers`: a probe per layer and the learned weighting, over `--seeds`; table, plot and JSON."""
-    if enc_args.encoder_mode != "frozen":
-        raise ValueError("--probe_layers works on cached embeddings: use --encoder_mode frozen")
-    if not task.is_classification:
-        raise ValueError(f"--probe_layers probes classes; this run's labels make a {task.problem_type} task")
     layers = None if genre_args.probe_layers == "all" else [int(x) for x in genre_args.probe_layers.split(",")]
     seeds = [int(x) for x in genre_args.seeds.split(",")] if genre_args.seeds else [training_args.seed]
-    sweeps = []
-    for seed in seeds:
-        splits, _ = genre_splits(data_args, genre_args, seed)
-        _, windows, _ = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
-        sweeps.append({"seed": seed, **probe_sweep(windows, len(task.names), seed, layers)})
-    if not training_args.should_save:
-        return
-    output_dir = Path(training_args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize_sweeps(sweeps)
-    table, plot = write_sweep_report(summary, seeds, output_dir)
-    report = {"encoder": enc_args.encoder_name_or_path, "dataset": data_args.dataset_name,
-              "split_protocol": data_args.split_protocol, "seeds": seeds, "summary": summary, "runs": sweeps,
-              "versions": package_versions()}
-    atomic_write_json(output_dir / "probe_layers.json", report, sort_keys=False)
-    logger.info("Probe sweep written to %s and %s:\n%s", table, plot, table.read_text())
+    task, sweeps = sweep_layers(enc_args, genre_args, data_args, training_args, seeds, layers)
+    if training_args.should_save:
+        write_probe_report(Path(training_args.output_dir), task, sweeps, enc_args, data_args)
 
 
 def main() -> None:
@@ -201,11 +98,11 @@ def main() -> None:
     )
     output_dir = start_run(training_args)
 
+    if genre_args.probe_layers:
+        run_probe_sweep(enc_args, genre_args, data_args, training_args)
+        return
     splits, task = genre_splits(data_args, genre_args, training_args.seed)
     model, processor = build_model(enc_args, genre_args, data_args, task.names, **task.config_kwargs(splits["train"]))
-    if genre_args.probe_layers:
-        run_probe_sweep(model, processor, enc_args, genre_args, data_args, training_args, task)
-        return
 
     decoded, windows, skipped = prepare_splits(splits, model, processor, enc_args, data_args, training_args)
     callbacks = []

@@ -74,6 +74,36 @@ def parse_config_overrides(text: str | None) -> dict | None:
 
 
 @dataclass
+class GenreArguments:
+    """The head and what it predicts."""
+
+    label_column_name: str | None = field(
+        default=None,
+        metadata={"help": "Column(s) holding the targets, comma-separated (default: label; on the built-in set genre). "
+                          "One column of classes: a classifier; a tag list, several 0/1 or categorical columns: a "
+                          "tagger; number columns: a regressor. Built-in set: genre, mode, instrument, drums, "
+                          "tempo_class (classes), tempo_bpm (a number)."},
+    )
+    problem_type: str | None = field(
+        default=None,
+        metadata={"help": "single_label_classification | multi_label_classification | regression (default: what "
+                          "the label column holds; a delimited tag string such as 'rock|guitar' needs "
+                          "multi_label_classification)."},
+    )
+    pooling: str = field(default="mean", metadata={"help": "mean | attention"})
+    head_hidden_size: int = field(default=512, metadata={"help": "Hidden units of the MLP head; 0: a linear probe."})
+    head_dropout: float = field(default=0.2, metadata={"help": "Dropout in the head."})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "Epochs without improvement."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Start afresh instead of resuming from the last checkpoint in output_dir."}
+    )
+    probe_layers: str | None = field(
+        default=None, metadata={"help": "Frozen mode: 'all' or '0,4,8' trains a probe per layer instead of the head."}
+    )
+    seeds: str | None = field(default=None, metadata={"help": "Probe sweep: comma-separated seeds (e.g. 0,1,2)."})
+
+
+@dataclass
 class AudioDataArguments:
     """Where the audio comes from and how it is cut."""
 

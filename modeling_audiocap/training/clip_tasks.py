@@ -7,6 +7,7 @@ from the mean of their windows' logits, through the same score function the pipe
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import datasets
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 
 from ..configuration_audiocap import problem_score_function
 from ..metrics import load_metric
+from ..modeling_audiocap import clip_loss
 from ..pipelines import clip_scores
 
 SINGLE_LABEL, MULTI_LABEL, REGRESSION = "single_label_classification", "multi_label_classification", "regression"
@@ -32,6 +34,13 @@ class ClipTask:
         SINGLE_LABEL: ("genre_classification", ("accuracy", "macro_f1"), ("accuracy", "accuracy")),
         MULTI_LABEL: ("music_tagging", ("roc_auc", "pr_auc"), ("roc_auc", "ROC-AUC")),
         REGRESSION: ("music_regression", ("r2", "mae"), ("r2", "R²")),
+    }
+    # the scores a probe sweep reports per split: (key in the metrics, suffix of the split's key, name); the first,
+    # under the split's own name, is the headline
+    PROBE_SCORES = {
+        SINGLE_LABEL: (("accuracy", "", "accuracy"), ("map", "_map", "mAP"), ("roc_auc", "_roc_auc", "ROC-AUC")),
+        MULTI_LABEL: (("roc_auc", "", "ROC-AUC"), ("pr_auc", "_pr_auc", "PR-AUC")),
+        REGRESSION: (("r2", "", "R²"), ("mae", "_mae", "MAE")),
     }
 
     @classmethod
@@ -61,6 +70,11 @@ class ClipTask:
         return self.METRICS[self.problem_type][1]
 
     @property
+    def probe_scores(self) -> tuple[tuple[str, str, str], ...]:
+        """What a probe sweep reports per split: `(metric key, suffix of the split's key, name)`, headline first."""
+        return self.PROBE_SCORES[self.problem_type]
+
+    @property
     def headline(self) -> tuple[str, str]:
         """`(key, name)` of the score a run is summed up by (its card's first metric, its log line)."""
         return self.METRICS[self.problem_type][2]
@@ -86,6 +100,11 @@ class ClipTask:
                           features=datasets.Features({**ds.features, "label": datasets.Sequence(datasets.Value("float32"), length=width)}))
             for split, ds in splits.items()
         })
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The model's loss for this task (`clip_loss`), of logits against labels in `training_labels`' form."""
+        settings = SimpleNamespace(problem_type=self.problem_type, num_labels=len(self.names), target_std=None)
+        return clip_loss(settings, logits, labels)
 
     def config_kwargs(self, train: datasets.Dataset) -> dict:
         """The model config's task settings: `problem_type`, and a regressor's targets' mean and standard deviation
@@ -114,11 +133,15 @@ class ClipTask:
         return clip_scores(torch.from_numpy(np.asarray(clip_logits, dtype=np.float64)), function).numpy()
 
     def clip_metrics(self, metric, clip_logits: np.ndarray, clip_labels: np.ndarray, thresholds=0.5) -> dict:
-        """The task's metrics of clips (`metric`: `load_metric()`'s module). Classes: accuracy and F1 of the argmax,
-        mAP and ROC-AUC of the probabilities; tags: ROC-AUC and PR-AUC, F1 at `thresholds`; regression: R² and MAE."""
-        scores = self.scores(clip_logits)
+        """The task's metrics of clips from their logits (`score_metrics` of their `scores`)."""
+        return self.score_metrics(metric, self.scores(clip_logits), clip_labels, thresholds)
+
+    def score_metrics(self, metric, scores: np.ndarray, clip_labels: np.ndarray, thresholds=0.5) -> dict:
+        """The task's metrics of clips from their scores (`metric`: `load_metric()`'s module). Classes: accuracy and
+        F1 of the best-scored class, mAP and ROC-AUC of the probabilities; tags: ROC-AUC and PR-AUC, F1 at
+        `thresholds`; regression: R² and MAE."""
         if self.problem_type == SINGLE_LABEL:
-            return metric.compute(predictions=clip_logits.argmax(-1), references=clip_labels,
+            return metric.compute(predictions=scores.argmax(-1), references=clip_labels,
                                   label_names=list(self.names), prediction_scores=scores)
         if self.problem_type == MULTI_LABEL:
             return metric.compute(predictions=scores, references=clip_labels.astype(np.int64),
