@@ -37,6 +37,7 @@ from modeling_audiocap.embedding import (
 from modeling_audiocap import audio_stream as stream
 from modeling_audiocap.embedding.cli import main as cli_main
 from modeling_audiocap.embedding.fftconv import FFTConv1d
+from modeling_audiocap.embedding.inplace import InPlaceGELU
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,6 +205,9 @@ def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders,
             if family in ("wav2vec2", "wav2vec2-layernorm", "mert", "mert-330m-style"):
                 conv = model.encoder.pos_conv_embed.conv
                 assert isinstance(conv, FFTConv1d)  # weight norm folded, then computed by FFT
+                first = model.feature_extractor.conv_layers[0]
+                assert isinstance(first.activation, InPlaceGELU)  # the largest activations overwrite their input
+                assert isinstance(model.encoder.layers[0].feed_forward.intermediate_act_fn, InPlaceGELU)
             truncated, _, _ = encode_layers(model, config, inputs, mask)
         again, _, _ = encode_layers(model, config, inputs, mask)
     assert truncated.shape[1] == 2

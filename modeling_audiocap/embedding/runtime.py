@@ -11,8 +11,10 @@ turn a batch of equal-length windows into pooled layer embeddings.
   weights on copies of the affected modules (wav2vec2 / HuBERT / MERT keep their positional convolution under a
   weight-norm parametrization, recomputed at every call, and which `FlopCounterMode` and some export paths cannot
   trace), computes the positional convolution by FFT (`FFTConv1d`: the same result, far fewer operations than the
-  128-tap grouped convolution), and drops the transformer layers above the deepest layer asked for. Everything is
-  put back on exit, so a model passed in by the caller is left as it was.
+  128-tap grouped convolution), runs the GELUs and the per-channel GroupNorm of wav2vec2-style encoders in place
+  (`inplace`: no fresh allocation of the largest activations), and drops the transformer layers above the deepest
+  layer asked for. Everything is put back on exit, so a model passed in by the caller is left as it was. For
+  inference only (no gradients).
 - `LayerEmbedder` runs a batch through its family's `encode_layers` under `torch.inference_mode` and autocast and pools each kept
   layer: `"mean"` (masked mean over frames), `"mean+std"` (mean and population std, concatenated along the width) or
   `"frames"` (the valid frames themselves).
@@ -36,6 +38,7 @@ from ..modeling_audiocap import mean_pool
 from ..encoder_families import EncoderFamily, encoder_family
 from ..saved import audiocap_model_type, load_audiocap_model
 from .fftconv import FFTConv1d
+from .inplace import inplace_swaps
 
 POOLINGS = ("mean", "mean+std", "frames")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -252,8 +255,9 @@ def inference_ready(
     model: nn.Module, config: PretrainedConfig, max_layer: int | None = None, fft_positional_conv: bool = True
 ) -> Iterator[int]:
     """Eval mode, weight norm folded on copies, the positional convolution computed by FFT (`FFTConv1d`, unless
-    `fft_positional_conv=False`), and only the layers up to hidden state `max_layer` run (see the module docstring);
-    yields the number of hidden states the model then returns. Restores the model on exit."""
+    `fft_positional_conv=False`), GELUs and per-channel GroupNorms in place, and only the layers up to hidden state
+    `max_layer` run (see the module docstring); yields the number of hidden states the model then returns. Restores
+    the model on exit. For inference only: the in-place modules overwrite their inputs."""
     was_training = model.training
     folded = [(parent, attribute, child) for parent, attribute, child in _weight_norm_modules(model)]
     swaps: list[tuple[nn.Module, str, nn.Module]] = []
@@ -269,6 +273,9 @@ def inference_ready(
         for owner in _positional_convs(model) if fft_positional_conv else []:
             swaps.append((owner, "conv", owner.conv))
             owner.conv = FFTConv1d.from_conv(owner.conv)
+        for owner, attribute, replacement in inplace_swaps(model):
+            swaps.append((owner, attribute, getattr(owner, attribute)))
+            setattr(owner, attribute, replacement)
         stack = _layer_stack(model, family, total)
         # hidden states are recorded by hooks on the layers: at least one layer must run
         keep = None if max_layer is None else max(1, max_layer)
