@@ -4,8 +4,10 @@ command line."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -237,3 +239,75 @@ def test_an_encoder_gives_each_track_the_mean_of_its_window_embeddings(catalogue
                                   progress=False).with_format("numpy")
     for row, windows in zip(rows, embedded["embeddings"]):
         np.testing.assert_allclose(row[key], np.asarray(windows).mean(0), rtol=1e-5, atol=1e-6)
+
+
+FORMATS = [("wav", 44100, 2), ("flac", 48000, 2), ("mp3", 44100, 2), ("ogg", 48000, 1)]
+
+
+@pytest.fixture(scope="module")
+def many_tracks(tmp_path_factory):
+    """200 files as a catalogue has them: WAV, FLAC, MP3 and OGG at 44.1 and 48 kHz, stereo and mono, 0.3 to 1.4 s
+    long, in 8 folders, 4 of them broken (garbage, empty, a truncated FLAC, a text file named .ogg)."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("many") / "music"
+    broken = {17: b"ID3 not really an mp3", 61: b"", 122: b"fLaC\x00\x00\x00\x22", 180: b"just some text"}
+    for i in range(200):
+        fmt, rate, channels = FORMATS[i % len(FORMATS)]
+        path = root / f"album{i % 8}" / f"track{i:03d}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if i in broken:
+            path.write_bytes(broken[i])
+            continue
+        seconds = 0.3 + (i % 12) * 0.1
+        audio = np.stack([tone(seconds, rate, 200.0 + 7 * i, seed=i + c) for c in range(channels)], axis=1)
+        sf.write(path, audio, rate)
+    return root
+
+
+@pytest.mark.slow
+def test_two_hundred_tracks_as_two_processes_killed_and_restarted(catalogue, many_tracks, tmp_path):
+    """200 files in one pass give, file by file, what the two pipelines give; as two torchrun processes, one of them
+    killed (SIGKILL) mid-run and the command run again, the same dataset, every readable track once."""
+    one = predict(catalogue, tmp_path / "one", inputs=many_tracks)
+    readable = sorted(p.relative_to(many_tracks).as_posix() for p in many_tracks.rglob("*.*") if p.stat().st_size > 40)
+    assert sorted(one["id"]) == readable and len(readable) == 196
+    assert len(json.loads((tmp_path / "one" / "skipped.json").read_text())) == 4
+    classify = pipeline("audio-classification", model=str(catalogue / "genre"),
+                        pipeline_class=AudioGenreClassificationPipeline)
+    describe = pipeline("music-captioning", model=str(catalogue / "captioner"))
+    labels = one.features["genre_label"].names
+    for row in one:
+        expected = {item["label"]: item["score"] for item in classify(row["path"], top_k=None)}
+        np.testing.assert_allclose(row["genre_scores"], [expected[label] for label in labels], rtol=0, atol=1e-6)
+        assert row["captioner_caption"] == describe(row["path"], **GENERATION)[0]["generated_text"]
+
+    out = tmp_path / "two"
+    args = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+        "modeling_audiocap.catalogue.cli", str(many_tracks), "--model", str(catalogue / "genre"),
+        "--model", str(catalogue / "captioner"), "--output_dir", str(out), "--batch_size", "3", "--shard_size", "2",
+        "--num_workers", "0", "--max_new_tokens", "6", "--no_progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    work = out / ".audiocap-predict"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        claims = [claim.read_text().split() for claim in work.glob("claim-*")] if work.exists() else []
+        second = [int(fields[1]) for fields in claims if len(fields) == 2 and fields[0] == "1"]
+        if second and len(list(work.glob("shard-*.json"))) >= 5:
+            killed = second[-1]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    proc.communicate(timeout=120)
+    written = len(list(work.glob("shard-*.json")))
+    assert killed is not None and proc.returncode != 0 and 5 <= written < 100, (killed, proc.returncode, written)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-4000:]
+    two = datasets.load_from_disk(str(out)).to_dict()
+    expected = one.to_dict()
+    # each track once, in input order, with the same answers (scores to float rounding: the windows batch differently)
+    np.testing.assert_allclose(two.pop("genre_scores"), expected.pop("genre_scores"), rtol=0, atol=1e-6)
+    assert two == expected

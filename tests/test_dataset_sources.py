@@ -285,3 +285,24 @@ def test_a_gtzan_config_trains_offline_on_a_local_copy_of_the_dataset_it_names(t
     assert results["split_sizes"] == {split: len(names) for split, names in picked.items()}
     assert results["split_protocol"] == "filtered" and results["label_names"] == genres
     assert sum(map(sum, results["test"]["confusion_matrix"])) == len(picked["test"])
+
+
+def test_a_catalogue_clip_list_is_held_as_columns(tmp_path, monkeypatch):
+    """A folder's clips come as a `ClipTable` (Arrow columns, a `Clip` made per read) that reads like the list it
+    replaces, also across its conversion batches, and holds a track in far fewer bytes than a `Clip` object."""
+    from modeling_audiocap.embedding.sources import Clip, ClipTable
+
+    monkeypatch.setattr(ClipTable, "BATCH", 4)
+    files = [write_clip(tmp_path / "music" / f"album{i % 3}" / f"t{i:02d}.wav", i) for i in range(10)]
+    clips, dataset = list_clips(str(tmp_path / "music"))
+    assert isinstance(clips, ClipTable) and dataset is None and len(clips) == 10
+    expected = [Clip(i, f.relative_to(tmp_path / "music").as_posix(), str(f.resolve()), source=str(f))
+                for i, f in enumerate(sorted(files, key=lambda f: f.relative_to(tmp_path / "music").as_posix()))]
+    assert list(clips) == expected and clips[-1] == expected[-1] and clips[3] == expected[3]
+    assert clips[2:7] == expected[2:7] and clips[::4] == expected[::4] and clips[8:20] == expected[8:]
+    with pytest.raises(IndexError):
+        clips[10]
+    many = ClipTable.from_rows((f"artist/album/track{i:06d}.mp3", f"/data/artist/album/track{i:06d}.mp3", None, i)
+                               for i in range(20000))
+    assert many[12345] == Clip(12345, "artist/album/track012345.mp3", "/data/artist/album/track012345.mp3", row=12345)
+    assert many.table.nbytes / len(many) < 120  # a Clip object with these strings takes over 400 bytes

@@ -43,7 +43,7 @@ class CataloguePlan:
     """The heads, the clips and their shards, and `settings` (what `plan.json` records to check a resumed run)."""
 
     heads: list[Head]
-    clips: list[Clip]
+    clips: Sequence[Clip]  # a ClipTable, or a list for in-memory inputs
     dataset: Any
     features: Any
     shard_size: int

@@ -597,7 +597,7 @@ class _Plan:
     compute_dtype: torch.dtype
     processor: AudioCapFeatureExtractor
     min_samples: int
-    clips: list[Clip]
+    clips: Sequence[Clip]  # a ClipTable, or a list for in-memory inputs
     dataset: Any
     features: Any
     shard_size: int
