@@ -37,6 +37,7 @@ from modeling_audiocap.embedding import (
 from modeling_audiocap import audio_stream as stream
 from modeling_audiocap.embedding.cli import main as cli_main
 from modeling_audiocap.embedding.fftconv import FFTConv1d
+from modeling_audiocap.embedding.convgemm import GemmFeatureEncoder
 from modeling_audiocap.embedding.inplace import InPlaceGELU
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
@@ -188,6 +189,23 @@ def test_layers_subset_pooling_and_hop(tmp_path, clip_dir, encoders):
     np.testing.assert_allclose(row["embeddings"], expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["wav2vec2", "wav2vec2-layernorm"])
+def test_the_feature_encoder_as_matrix_products_equals_the_convolutions(encoders, family):
+    """Group-norm and layer-norm (with conv bias) feature encoders, windows of unequal content in one batch: the same
+    frames as the module it wraps; under autocast or with gradients the wrapped module itself runs."""
+    encoder = encoders(family).model.eval().feature_extractor
+    gemm = GemmFeatureEncoder.wrap(encoder)
+    waves = torch.stack([torch.from_numpy(tone(0.7, 16000, f, seed=i)) for i, f in enumerate((220.0, 330.0, 495.0))])
+    with torch.inference_mode():
+        expected = encoder(waves)
+        got = gemm(waves)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.inference_mode():
+        assert gemm(waves).dtype == torch.bfloat16  # the original convolutions, under autocast
+    assert GemmFeatureEncoder.wrap(torch.nn.Linear(2, 2)) is None
+
+
 @pytest.mark.parametrize("family", ["wav2vec2", "wav2vec2-layernorm", "mert", "mert-330m-style", "whisper", "ast"])
 def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders, family):
     """Only the layers up to the deepest one asked for run; the hidden states below are unchanged (also where the last
@@ -205,7 +223,8 @@ def test_dropping_top_layers_and_folding_weight_norm_keep_lower_layers(encoders,
             if family in ("wav2vec2", "wav2vec2-layernorm", "mert", "mert-330m-style"):
                 conv = model.encoder.pos_conv_embed.conv
                 assert isinstance(conv, FFTConv1d)  # weight norm folded, then computed by FFT
-                first = model.feature_extractor.conv_layers[0]
+                assert isinstance(model.feature_extractor, GemmFeatureEncoder)
+                first = model.feature_extractor.original.conv_layers[0]
                 assert isinstance(first.activation, InPlaceGELU)  # the largest activations overwrite their input
                 assert isinstance(model.encoder.layers[0].feed_forward.intermediate_act_fn, InPlaceGELU)
             truncated, _, _ = encode_layers(model, config, inputs, mask)

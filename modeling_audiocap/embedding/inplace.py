@@ -36,7 +36,7 @@ class InPlaceChannelNorm(nn.Module):
         return x.add_(self.norm.bias[:, None]) if self.norm.affine else x
 
 
-def _is_exact_gelu(module: nn.Module) -> bool:
+def is_exact_gelu(module: nn.Module | None) -> bool:
     if isinstance(module, nn.GELU):
         return module.approximate == "none"
     return type(module) is GELUActivation and module.act is nn.functional.gelu
@@ -51,7 +51,7 @@ def inplace_swaps(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
         if ".conv_layers." in f".{name}" or leaf == "feed_forward":
             attribute = "activation" if hasattr(module, "activation") else "intermediate_act_fn"
             act = getattr(module, attribute, None)
-            if act is not None and _is_exact_gelu(act):
+            if act is not None and is_exact_gelu(act):
                 swaps.append((module, attribute, InPlaceGELU()))
             norm = getattr(module, "layer_norm", None)
             if isinstance(norm, nn.GroupNorm) and norm.num_groups == norm.num_channels:

@@ -11,7 +11,8 @@ turn a batch of equal-length windows into pooled layer embeddings.
   weights on copies of the affected modules (wav2vec2 / HuBERT / MERT keep their positional convolution under a
   weight-norm parametrization, recomputed at every call, and which `FlopCounterMode` and some export paths cannot
   trace), computes the positional convolution by FFT (`FFTConv1d`: the same result, far fewer operations than the
-  128-tap grouped convolution), runs the GELUs and the per-channel GroupNorm of wav2vec2-style encoders in place
+  128-tap grouped convolution), runs the conv feature encoder of wav2vec2-style encoders one window at a time as
+  matrix products (`GemmFeatureEncoder`, float32 on a CPU) and their GELUs and per-channel GroupNorm in place
   (`inplace`: no fresh allocation of the largest activations), and drops the transformer layers above the deepest
   layer asked for. Everything is put back on exit, so a model passed in by the caller is left as it was. For
   inference only (no gradients).
@@ -37,6 +38,7 @@ from ..encoders import ResolvedEncoder, resolve_encoder
 from ..modeling_audiocap import mean_pool
 from ..encoder_families import EncoderFamily, encoder_family
 from ..saved import audiocap_model_type, load_audiocap_model
+from .convgemm import GemmFeatureEncoder
 from .fftconv import FFTConv1d
 from .inplace import inplace_swaps
 
@@ -255,7 +257,8 @@ def inference_ready(
     model: nn.Module, config: PretrainedConfig, max_layer: int | None = None, fft_positional_conv: bool = True
 ) -> Iterator[int]:
     """Eval mode, weight norm folded on copies, the positional convolution computed by FFT (`FFTConv1d`, unless
-    `fft_positional_conv=False`), GELUs and per-channel GroupNorms in place, and only the layers up to hidden state
+    `fft_positional_conv=False`), the conv feature encoder as matrix products, GELUs and per-channel GroupNorms in
+    place, and only the layers up to hidden state
     `max_layer` run (see the module docstring); yields the number of hidden states the model then returns. Restores
     the model on exit. For inference only: the in-place modules overwrite their inputs."""
     was_training = model.training
@@ -273,6 +276,10 @@ def inference_ready(
         for owner in _positional_convs(model) if fft_positional_conv else []:
             swaps.append((owner, "conv", owner.conv))
             owner.conv = FFTConv1d.from_conv(owner.conv)
+        gemm = GemmFeatureEncoder.wrap(getattr(model, "feature_extractor", None))
+        if gemm is not None:  # before the in-place swaps, which its fallback (autocast, GPU) then gets
+            swaps.append((model, "feature_extractor", model.feature_extractor))
+            model.feature_extractor = gemm
         for owner, attribute, replacement in inplace_swaps(model):
             swaps.append((owner, attribute, getattr(owner, attribute)))
             setattr(owner, attribute, replacement)
