@@ -63,8 +63,8 @@ def count_flops(loaded, features: dict) -> dict:
     main = inputs.pop(encoder_family(config).input_name)
     mask = inputs.pop("attention_mask", None)
     counter = FlopCounterMode(display=False)
-    # the model's own FLOPs: the positional convolution counted as the convolution it is, not as computed by FFT
-    nominal = inference_ready(model, config, fft_positional_conv=False)
+    # the model's own FLOPs: its convolutions counted as the convolutions they are, not as the engine computes them
+    nominal = inference_ready(model, config, nominal=True)
     with nominal, torch.inference_mode(), sdpa_kernel(SDPBackend.MATH), counter:
         loaded.family.encode_layers(model, main, mask, **inputs)
     total = counter.get_total_flops()

@@ -254,11 +254,11 @@ def _positional_convs(model: nn.Module) -> list[nn.Module]:
 
 @contextlib.contextmanager
 def inference_ready(
-    model: nn.Module, config: PretrainedConfig, max_layer: int | None = None, fft_positional_conv: bool = True
+    model: nn.Module, config: PretrainedConfig, max_layer: int | None = None, nominal: bool = False
 ) -> Iterator[int]:
-    """Eval mode, weight norm folded on copies, the positional convolution computed by FFT (`FFTConv1d`, unless
-    `fft_positional_conv=False`), the conv feature encoder as matrix products, GELUs and per-channel GroupNorms in
-    place, and only the layers up to hidden state
+    """Eval mode, weight norm folded on copies, the positional convolution computed by FFT (`FFTConv1d`) and the conv
+    feature encoder as matrix products (neither with `nominal=True`: the model's own operations, for counting its
+    FLOPs), GELUs and per-channel GroupNorms in place, and only the layers up to hidden state
     `max_layer` run (see the module docstring); yields the number of hidden states the model then returns. Restores
     the model on exit. For inference only: the in-place modules overwrite their inputs."""
     was_training = model.training
@@ -273,10 +273,10 @@ def inference_ready(
         for parent, attribute, child in folded:
             setattr(parent, attribute, folded_copy(child))
             swaps.append((parent, attribute, child))
-        for owner in _positional_convs(model) if fft_positional_conv else []:
+        for owner in _positional_convs(model) if not nominal else []:
             swaps.append((owner, "conv", owner.conv))
             owner.conv = FFTConv1d.from_conv(owner.conv)
-        gemm = GemmFeatureEncoder.wrap(getattr(model, "feature_extractor", None))
+        gemm = None if nominal else GemmFeatureEncoder.wrap(getattr(model, "feature_extractor", None))
         if gemm is not None:  # before the in-place swaps, which its fallback (autocast, GPU) then gets
             swaps.append((model, "feature_extractor", model.feature_extractor))
             model.feature_extractor = gemm
