@@ -15,7 +15,7 @@ Used for float32 inference on a CPU only: under autocast (bf16 on AMX CPUs) or o
 import torch
 from torch import nn
 
-from .inplace import is_exact_gelu
+from .inplace import channel_norm_, is_exact_gelu
 
 
 class GemmFeatureEncoder(nn.Module):
@@ -80,8 +80,7 @@ class GemmFeatureEncoder(nn.Module):
             if bias is not None:
                 hidden.add_(bias)
             if isinstance(norm, nn.GroupNorm):  # one group per channel: over time
-                var, mean = torch.var_mean(hidden, dim=0, unbiased=False, keepdim=True)
-                hidden.sub_(mean).mul_(var.add_(norm.eps).rsqrt_().mul_(norm.weight)).add_(norm.bias)
+                channel_norm_(hidden, norm, time_dim=0)
             elif norm is not None:
                 hidden = nn.functional.layer_norm(hidden, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
             torch.ops.aten.gelu_(hidden)

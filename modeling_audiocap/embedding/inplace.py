@@ -20,6 +20,17 @@ class InPlaceGELU(nn.Module):
         return torch.ops.aten.gelu_(x)
 
 
+def channel_norm_(x: torch.Tensor, norm: nn.GroupNorm, time_dim: int) -> torch.Tensor:
+    """`norm` (one group per channel: each channel over time) applied over `x` in place; `time_dim` is -1 for
+    `(..., channels, time)`, 0 for `(time, channels)`."""
+    var, mean = torch.var_mean(x, dim=time_dim, unbiased=False, keepdim=True)
+    scale = var.add_(norm.eps).rsqrt_()
+    if not norm.affine:
+        return x.sub_(mean).mul_(scale)
+    weight, bias = (norm.weight[:, None], norm.bias[:, None]) if time_dim == -1 else (norm.weight, norm.bias)
+    return x.sub_(mean).mul_(scale.mul_(weight)).add_(bias)
+
+
 class InPlaceChannelNorm(nn.Module):
     """`nn.GroupNorm` with one group per channel over `(batch, channels, time)`, written over its input."""
 
@@ -28,12 +39,7 @@ class InPlaceChannelNorm(nn.Module):
         self.norm = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
-        scale = var.add_(self.norm.eps).rsqrt_()
-        if self.norm.affine:
-            scale.mul_(self.norm.weight[:, None])
-        x.sub_(mean).mul_(scale)
-        return x.add_(self.norm.bias[:, None]) if self.norm.affine else x
+        return channel_norm_(x, self.norm, time_dim=-1)
 
 
 def is_exact_gelu(module: nn.Module | None) -> bool:
