@@ -1,18 +1,25 @@
 """What every benchmark needs: the machine's description, its matmul peak in the same run, timing and peak memory.
 
 Peak memory: on CUDA `torch.cuda.max_memory_allocated` above what was allocated before; on the CPU the process's
-resident set size sampled every 2 ms by a thread, above its value before. glibc is told (`mallopt`) to map large
-blocks directly so that freed memory leaves the RSS and the RSS follows live memory.
+resident set size sampled every 2 ms by a thread, above its value before, in a fresh process (`in_fresh_process`)
+whose glibc is told (`mallopt`) to map large blocks directly, so that freed memory leaves the RSS and the RSS follows
+live memory. Timed runs keep glibc's default allocator, as users have it.
 """
 
 import ctypes
+import json
 import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def set_malloc_mmap_threshold(threshold: int = 65536) -> bool:
@@ -99,9 +106,26 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def _matmul_step(kind: str, size: int, device: torch.device, dtype: torch.dtype) -> Callable[[], torch.Tensor]:
+    """One matmul of `kind`: "mm" (`torch.mm` in `dtype`) or "linear_autocast" (fp32 `F.linear` under `dtype` autocast,
+    the path an encoder's linear layers take in low precision), on square `size` matrices."""
+    if kind == "mm":
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        return lambda: a @ b
+    a = torch.randn(size, size, device=device)
+    w = torch.randn(size, size, device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype):
+            return torch.nn.functional.linear(a, w)
+
+    return step
+
+
 def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0, max_call_seconds: float = 3.0) -> dict:
-    """This machine's best matmul FLOP/s in `dtype`: `torch.mm` on square matrices and, for low precision,
-    `F.linear` under autocast (the path an encoder's linear layers take), at growing sizes; the best is the peak.
+    """This machine's best single-call matmul FLOP/s in `dtype` (`flops_per_second`, from the path `best`, e.g.
+    "mm_1024"): `torch.mm` on square matrices and, for low precision, `F.linear` under autocast, at growing sizes.
     A size whose single call would take longer than `max_call_seconds` (emulated bf16 on a CPU) is skipped."""
     sizes = (1024, 4096, 8192) if device.type == "cuda" else (256, 512, 1024, 2048)
     results = {}
@@ -111,20 +135,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0, 
             flops = 2 * size**3
             if rate is not None and flops / rate > max_call_seconds:
                 break
-            if kind == "mm":
-                a = torch.randn(size, size, device=device, dtype=dtype)
-                b = torch.randn(size, size, device=device, dtype=dtype)
-
-                def step(a=a, b=b):
-                    return a @ b
-            else:
-                a = torch.randn(size, size, device=device)
-                w = torch.randn(size, size, device=device)
-
-                def step(a=a, w=w):
-                    with torch.autocast(device.type, dtype=dtype):
-                        return torch.nn.functional.linear(a, w)
-
+            step = _matmul_step(kind, size, device, dtype)
             with torch.inference_mode():
                 first = timed(step, device)  # includes warm-up
                 rate = flops / first
@@ -136,7 +147,42 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0, 
                 best = min([second] + [timed(step, device) for _ in range(reps - 1)])
             rate = flops / best
             results[f"{kind}_{size}"] = rate
-    return {"flops_per_second": max(results.values()), "measured": results}
+    best = max(results, key=results.get)
+    return {"flops_per_second": results[best], "best": best, "measured": results}
+
+
+def held_matmul_rate(device: torch.device, dtype: torch.dtype, path: str, seconds: float = 1.0) -> float:
+    """FLOP/s of the matmul `path` ("mm_1024": `matmul_peak`'s best) called back to back for `seconds`: the rate the
+    machine holds at that moment. Measured between a benchmark's runs, it is the peak they are held against; on a
+    shared host, or a CPU that boosts for short bursts, it is well below the best single call."""
+    kind, size = path.rsplit("_", 1)
+    step = _matmul_step(kind, int(size), device, dtype)
+    flops, calls = 2 * int(size) ** 3, 0
+    with torch.inference_mode():
+        step()
+        sync(device)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            step()
+            sync(device)
+            calls += 1
+        return flops * calls / (time.perf_counter() - start)
+
+
+def in_fresh_process(target: str, *args, timeout: float = 1800) -> dict:
+    """`target` ("module:function") called with JSON-able `args` in a fresh Python process whose allocator returns freed
+    blocks at once (`set_malloc_mmap_threshold`), so that its resident memory follows live memory; its JSON-able
+    result, or {"error": the end of its stderr}. Peak memory on a CPU is measured this way, apart from the timed runs,
+    which that allocator setting would slow (every large block mapped and page-faulted anew, a cost users do not pay)."""
+    module, function = target.split(":")
+    code = ("import json, sys\nfrom bench.common import set_malloc_mmap_threshold\nset_malloc_mmap_threshold()\n"
+            f"from {module} import {function}\n"
+            f"print('RESULT ' + json.dumps({function}(*json.loads(sys.argv[1])), default=float))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-2000:]}
+    return json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
 
 
 class PeakMemory:

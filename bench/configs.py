@@ -55,6 +55,10 @@ def clap_htsat_unfused() -> PretrainedConfig:
     )
 
 
+FRACTION_TARGET = 0.65  # fraction of the dtype's matmul peak an encoder should reach ...
+TARGET_BATCH = 16  # ... at this batch
+
+
 @dataclass
 class EncoderSpec:
     """An encoder to benchmark and how: window length and batch sizes per device kind and dtype."""

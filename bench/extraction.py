@@ -3,19 +3,24 @@
 - naive: plain transformers as the package's frozen-embedding cache used it, one clip at a time, fp32, all hidden
   states kept and stacked (`encode_layers` under `torch.no_grad`), weight norm recomputed at every call;
 - engine: `embedding.runtime.LayerEmbedder` (what `extract_embeddings` runs): `torch.inference_mode`, weight norm
-  folded, the positional convolution by FFT, equal-length batches, fp32 or bf16 autocast, each layer mean-pooled as
-  soon as it is out.
+  folded, the positional convolution by FFT, on a CPU the conv feature encoder as matrix products and GELUs /
+  GroupNorms in place, equal-length batches, fp32 or bf16 autocast, the layers mean-pooled without a copy.
 
 For each encoder: FLOPs per audio second (`FlopCounterMode` on the weight-norm-folded model with its positional
 convolution as a convolution, attention counted through the math SDPA kernel; the engine's FFT does fewer, so its
-fraction of peak is in model FLOPs), audio seconds per wall second, peak memory, and `fraction_of_peak` = achieved
-FLOP/s / this machine's matmul FLOP/s in that dtype (measured in the same run). Each round runs every configuration
-once, naive first; a configuration's rate is the median over rounds, and its speed-up over the naive way is the median
-of the per-round ratios (each against the naive run of the same round, seconds apart), so that load from other
-processes on a shared machine cancels out as far as it can.
+fraction of peak is in model FLOPs), audio seconds per wall second, peak memory (on a CPU in a fresh process after the
+timed runs: `cpu_peak_memory`), and
+- `fraction_of_peak` = achieved FLOP/s / the matmul FLOP/s this machine held in that dtype around the run (its best
+  matmul path run back to back for a second just before and just after, `held_matmul_rate`), and
+- `fraction_of_best_call` = achieved FLOP/s / the best single matmul call of the run's start (`matmul_peak`), which a
+  shared host or a boosting CPU does not hold for the seconds an encoder run takes.
+Each round runs every configuration once, naive first; a configuration's rate is the median over rounds, and its
+speed-up over the naive way is the median of the per-round ratios (each against the naive run of the same round,
+seconds apart), so that load from other processes on a shared machine cancels out as far as it can.
 """
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -26,8 +31,8 @@ from modeling_audiocap.modeling_audiocap import mean_pool
 from modeling_audiocap.encoder_families import encoder_family
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
-from .common import PeakMemory, timed
-from .configs import ENCODERS, EncoderSpec
+from .common import PeakMemory, held_matmul_rate, in_fresh_process, timed
+from .configs import ENCODERS, FRACTION_TARGET, TARGET_BATCH, EncoderSpec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -92,25 +97,103 @@ def _naive(loaded, clip: dict, device: torch.device):
         return mean_pool(hidden, frame_mask).cpu()
 
 
-def bench_encoder(
-    spec: EncoderSpec, device: torch.device, peaks: dict, deadline: float, rounds: int, log=print
-) -> dict:
-    """Every configuration of one encoder; configurations that would overrun `deadline` are skipped and listed."""
-    kind = "cuda" if device.type == "cuda" else "cpu"
-    torch.manual_seed(0)
-    loaded = load_encoder(resolve_encoder(spec.config()))
-    loaded.model.eval().to(device)
-    layers = list(range(loaded.num_layers))
-    params = sum(p.numel() for p in loaded.model.parameters())
-    plans = []  # (path, batch, dtype name, window seconds)
+Plan = tuple[str, int, str, float]  # (path, batch, dtype name, window seconds)
+
+
+def _plans(spec: EncoderSpec, kind: str) -> list[Plan]:
+    """The naive way first, then the engine at each batch in fp32 and in bf16."""
     window = spec.window_seconds[kind]
-    plans.append(("naive", 1, "float32", window))
-    plans += [("engine", b, "float32", window) for b in spec.batches[kind]]
+    plans = [("naive", 1, "float32", window)] + [("engine", b, "float32", window) for b in spec.batches[kind]]
     if kind == "cuda":
         if torch.cuda.is_bf16_supported():
             plans += [("engine", b, "bfloat16", window) for b in spec.batches[kind]]
     else:
         plans += [("engine", b, "bfloat16", spec.window_seconds["cpu_bf16"]) for b in spec.batches["cpu_bf16"]]
+    return plans
+
+
+def _plan_key(plan: Plan) -> str:
+    return "/".join(map(str, plan))
+
+
+class _Runs:
+    """An encoder built from its config, its plans and their inputs, each plan run on demand (after `warm_up`)."""
+
+    def __init__(self, spec: EncoderSpec, device: torch.device):
+        torch.manual_seed(0)
+        self.device = device
+        self.loaded = load_encoder(resolve_encoder(spec.config()))
+        self.loaded.model.eval().to(device)
+        self.layers = list(range(self.loaded.num_layers))
+        self.plans = _plans(spec, "cuda" if device.type == "cuda" else "cpu")
+        self.inputs = {}
+        for path, batch, dtype, seconds in self.plans:
+            if (batch, seconds) not in self.inputs:
+                self.inputs[(batch, seconds)] = featurized_batch(self.loaded, batch, seconds, seed=batch)
+
+    def warm_up(self) -> None:
+        """fp32, batch 1, both paths: kernel selection, allocator, lazy hooks."""
+        window = self.plans[0][3]
+        _naive(self.loaded, self.inputs[(1, window)], self.device)
+        with LayerEmbedder(self.loaded, self.layers, "mean", self.device, torch.float32) as embedder:
+            embedder(self.inputs[(1, window)])
+
+    def run(self, plan: Plan, memory: bool = False) -> tuple[float, float | None]:
+        """Seconds of one call of `plan` and, if `memory`, its peak memory above the start in MiB."""
+        path, batch, dtype, seconds = plan
+        torch.manual_seed(0)
+        measure = PeakMemory(self.device) if memory else nullcontext()
+        if path == "naive":
+            with measure:
+                elapsed = timed(lambda: _naive(self.loaded, self.inputs[(1, seconds)], self.device), self.device)
+        else:
+            with LayerEmbedder(self.loaded, self.layers, "mean", self.device, DTYPES[dtype]) as embedder, measure:
+                elapsed = timed(lambda: embedder(self.inputs[(batch, seconds)]), self.device)
+        return elapsed, measure.peak_mib if memory else None
+
+
+def cpu_peak_memory(name: str, keys: list[str]) -> dict[str, float]:
+    """Peak memory of the CPU plans `keys` of encoder `name`, one call each after a warm-up; run through
+    `in_fresh_process`, so that the resident memory follows live memory."""
+    runs = _Runs(next(spec for spec in ENCODERS if spec.name == name), torch.device("cpu"))
+    runs.warm_up()
+    return {_plan_key(plan): runs.run(plan, memory=True)[1] for plan in runs.plans if _plan_key(plan) in keys}
+
+
+MATRIX_PRODUCTS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm")
+
+
+def time_shares(runs: _Runs, plan: Plan, top: int = 6) -> dict:
+    """Where one call of `plan` spends its time (`torch.profiler`, each operator's own time): the matrix products'
+    share and the FLOP/s they ran at, and the operators taking the most time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as profiler:
+        runs.run(plan)
+    events = [e for e in profiler.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    products = [e for e in events if e.key in MATRIX_PRODUCTS]
+    product_seconds = sum(e.self_cpu_time_total for e in products) / 1e6
+    return {
+        "seconds": total / 1e6,
+        "matrix_product_share": product_seconds * 1e6 / total,
+        "matrix_product_flops_per_second": sum(e.flops for e in products) / product_seconds if product_seconds else 0.0,
+        "top": [(e.key, e.self_cpu_time_total / total) for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]],
+    }
+
+
+def bench_encoder(
+    spec: EncoderSpec, device: torch.device, peaks: dict, deadline: float, rounds: int, log=print
+) -> dict:
+    """Every configuration of one encoder; configurations that would overrun `deadline` are skipped and listed.
+
+    `peaks`: `matmul_peak` per dtype name. The matmul at its best path is also run for a second between the timed runs
+    (`held_matmul_rate`): each run is held against the mean of the rates measured just before and just after it."""
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    runs = _Runs(spec, device)
+    loaded, plans = runs.loaded, runs.plans
+    window = plans[0][3]
+    params = sum(p.numel() for p in loaded.model.parameters())
 
     flops = {}  # per window length: FLOPs per audio second
     for seconds in sorted({p[3] for p in plans}):
@@ -118,24 +201,10 @@ def bench_encoder(
         flops[seconds] = {**counted, "flops_per_audio_second": counted["flops"] / seconds}
     log(f"  {spec.name}: {params / 1e6:.0f}M parameters, "
         f"{flops[window]['flops_per_audio_second'] / 1e9:.1f} GFLOP per audio second at {window:g} s windows")
+    runs.warm_up()
 
-    inputs = {}
-    for path, batch, dtype, seconds in plans:
-        if (batch, seconds) not in inputs:
-            inputs[(batch, seconds)] = featurized_batch(loaded, batch, seconds, seed=batch)
-
-    def run(plan):
-        path, batch, dtype, seconds = plan
-        if path == "naive":
-            return lambda: _naive(loaded, inputs[(1, seconds)], device)
-        return lambda: embedder(inputs[(batch, seconds)])
-
-    # warm-up (fp32, batch 1, both paths): kernel selection, allocator, lazy hooks
-    _naive(loaded, inputs[(1, window)], device)
-    with LayerEmbedder(loaded, layers, "mean", device, torch.float32) as embedder:
-        embedder(inputs[(1, window)])
-
-    results = {plan: {"times": {}, "peak_mib": None} for plan in plans}
+    results = {plan: {"times": {}, "held": {}, "peak_mib": None} for plan in plans}
+    held = {}  # dtype -> the held matmul rate measured last (just before the next run)
     skipped = []
     rate = {}  # (dtype) -> audio s per s at batch 1, for estimating the cost of larger batches
     for round_index in range(rounds):
@@ -153,22 +222,39 @@ def bench_encoder(
                 continue
             if kind == "cpu" and (dtype == "bfloat16" or batch >= 16) and round_index > 0:
                 continue  # one run only on a CPU: bf16 is emulated there, and batch 16 is long enough to be steady
-            torch.manual_seed(0)
-            if path == "naive":
-                with PeakMemory(device) as memory:
-                    elapsed = timed(run(plan), device)
-            else:
-                with LayerEmbedder(loaded, layers, "mean", device, DTYPES[dtype]) as embedder:
-                    with PeakMemory(device) as memory:
-                        elapsed = timed(lambda: embedder(inputs[(batch, seconds)]), device)
+            before = held.get(dtype) or held_matmul_rate(device, DTYPES[dtype], peaks[dtype]["best"])
+            elapsed, peak_mib = runs.run(plan, memory=kind == "cuda")
+            held[dtype] = held_matmul_rate(device, DTYPES[dtype], peaks[dtype]["best"])
             results[plan]["times"][round_index] = elapsed
-            previous = results[plan]["peak_mib"]
-            results[plan]["peak_mib"] = memory.peak_mib if previous is None else max(previous, memory.peak_mib)
+            results[plan]["held"][round_index] = (before + held[dtype]) / 2
+            if peak_mib is not None:
+                previous = results[plan]["peak_mib"]
+                results[plan]["peak_mib"] = peak_mib if previous is None else max(previous, peak_mib)
             throughput = batch * seconds / elapsed
             if batch == 1:
                 key = "naive" if path == "naive" else dtype
                 rate[key] = max(rate.get(key, 0.0), throughput)
-            log(f"    round {round_index + 1}: {path:6s} batch {batch:3d} {dtype:8s} {throughput:8.2f} audio s/s")
+            log(f"    round {round_index + 1}: {path:6s} batch {batch:3d} {dtype:8s} {throughput:8.2f} audio s/s, "
+                f"matmul held at {results[plan]['held'][round_index] / 1e9:.0f} GFLOP/s")
+    target = [plan for plan in plans if plan[0] == "engine" and plan[2] == "float32" and results[plan]["times"]]
+    profiled = None
+    if target and kind == "cpu":  # where the target's row (batch 16, or the largest fp32 batch run) spends its time, if it misses
+        plan = next((p for p in target if p[1] == TARGET_BATCH), max(target, key=lambda p: p[1]))
+        median = float(np.median(list(results[plan]["times"].values())))
+        fraction = (flops[plan[3]]["flops_per_audio_second"] * plan[1] * plan[3] / median
+                    / float(np.median(list(results[plan]["held"].values()))))
+        if fraction < FRACTION_TARGET and time.perf_counter() + median * 1.5 < deadline:
+            profiled = {"batch": plan[1], **time_shares(runs, plan)}
+            log(f"    batch {plan[1]}: matrix products {profiled['matrix_product_share']:.0%} of the time at "
+                f"{profiled['matrix_product_flops_per_second'] / 1e9:.0f} GFLOP/s")
+    loaded.model.to("cpu")
+    if kind == "cpu":  # bf16 is emulated on most CPUs: its rows are too slow to run again for their memory
+        keys = [_plan_key(plan) for plan in plans if results[plan]["times"] and plan[2] == "float32"]
+        memory = in_fresh_process("bench.extraction:cpu_peak_memory", spec.name, keys)
+        if "error" in memory:
+            log(f"  peak memory not measured: {memory['error'][-300:]}")
+        for plan in plans:
+            results[plan]["peak_mib"] = memory.get(_plan_key(plan))
 
     naive_plan = plans[0]
     naive_times = results[naive_plan]["times"]
@@ -183,6 +269,7 @@ def bench_encoder(
         median = float(np.median(list(times.values())))
         audio_rate = batch * seconds / median
         achieved = flops[seconds]["flops_per_audio_second"] * audio_rate
+        held_rate = float(np.median(list(results[plan]["held"].values())))
         ratios = [
             (batch * seconds / t) / (naive_plan[3] / naive_times[r]) for r, t in times.items() if r in naive_times
         ]
@@ -197,18 +284,20 @@ def bench_encoder(
                 "seconds_per_call": median,
                 "audio_seconds_per_second": audio_rate,
                 "achieved_flops_per_second": achieved,
-                "fraction_of_peak": achieved / peaks[dtype],
+                "held_matmul_flops_per_second": held_rate,
+                "fraction_of_peak": achieved / held_rate,
+                "fraction_of_best_call": achieved / peaks[dtype]["flops_per_second"],
                 "peak_memory_mib": results[plan]["peak_mib"],
                 "speedup_vs_naive": float(np.median(ratios)) if ratios else None,
                 "speedup_range": [min(ratios), max(ratios)] if ratios else None,
             }
         )
-    loaded.model.to("cpu")
     return {
         "encoder": spec.name,
         "parameters": params,
         "flops": {f"{s:g}s": v for s, v in flops.items()},
         "rows": rows,
+        "time_shares": profiled,
     }
 
 

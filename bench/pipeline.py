@@ -5,7 +5,8 @@
       with every hidden state kept (`encode_layers` under `torch.no_grad`), mean-pool;
   (b) `extract_embeddings` (decoding in the main process, `num_workers=0`), and
   (c) `extract_embeddings` with one DataLoader decoding worker (decoding overlapping the encoder).
-  Audio seconds per wall second, including decoding, resampling and (for the engine) writing the dataset.
+  Audio seconds per wall second, including decoding, resampling and (for the engine) writing the dataset; on a CPU
+  peak memory in a fresh process after the timed runs (`cpu_files_peak_memory`).
 - `run_long_tracks`: peak memory (RSS high-water mark above the RSS before the run, `/proc/self/status` VmHWM reset
   through `/proc/self/clear_refs`; in a fresh process for each way, glibc returning freed blocks) for a
   3-minute and a 30-minute 44.1 kHz stereo track, `extract_embeddings` (streamed decoding) against the naive way
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import wave
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from modeling_audiocap.modeling_audiocap import mean_pool
 from modeling_audiocap.encoder_families import encoder_family
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
-from .common import PeakMemory, sync
+from .common import PeakMemory, in_fresh_process, sync
 from .configs import wav2vec2_base
 from .extraction import music_like
 
@@ -76,12 +78,53 @@ def naive_files(files: list[Path], loaded, window_seconds: float, device: torch.
     return out
 
 
-def run_files(device: torch.device, deadline: float, log=print) -> dict:
-    cpu = device.type == "cpu"
-    num_files, seconds, window, batch = (6, 8.0, 4.0, 16) if cpu else (64, 30.0, 10.0, 64)
+RUNS = [("naive loop (plain transformers, one window at a time, fp32)", None),
+        ("extract_embeddings, num_workers=0", 0),
+        ("extract_embeddings, num_workers=1", 1)]
+
+
+def _files_setup(device: torch.device) -> tuple[object, tuple[int, float, float, int]]:
+    """wav2vec2-base (random weights, seed 0) on `device`, and (files, seconds, window, batch) for that device."""
     torch.manual_seed(0)
     loaded = load_encoder(resolve_encoder(wav2vec2_base()))
     loaded.model.eval().to(device)
+    return loaded, (6, 8.0, 4.0, 16) if device.type == "cpu" else (64, 30.0, 10.0, 64)
+
+
+def _embed_files(files: list[Path], loaded, workers: int | None, out: Path, window: float, batch: int,
+                 device: torch.device) -> list[np.ndarray]:
+    """One way of `RUNS`: the naive loop (`workers` None) or `extract_embeddings` with `workers` decoding workers."""
+    if workers is None:
+        return naive_files(files, loaded, window, device)
+    ds = extract_embeddings(files, loaded, out, window_seconds=window, batch_size=batch, device=device,
+                            num_workers=workers, progress=False, dtype="auto").with_format("numpy")
+    return list(ds["embeddings"])
+
+
+def _warm_up_files(files: list[Path], loaded, tmp: Path, window: float, batch: int, device: torch.device) -> None:
+    naive_files(files[:1], loaded, window, device)
+    extract_embeddings(files[:1], loaded, tmp / "warm", window_seconds=window, batch_size=batch, device=device,
+                       num_workers=0, progress=False, dtype="float32")
+
+
+def cpu_files_peak_memory(folder: str) -> dict[str, float]:
+    """Peak memory of each way of `RUNS` over the tracks in `folder`, after a warm-up; run through `in_fresh_process`,
+    so that the resident memory follows live memory."""
+    device = torch.device("cpu")
+    loaded, (_, _, window, batch) = _files_setup(device)
+    files = sorted(Path(folder).glob("*.wav"))
+    with tempfile.TemporaryDirectory() as tmp:
+        _warm_up_files(files, loaded, Path(tmp), window, batch, device)
+        peaks = {}
+        for label, workers in RUNS:
+            with PeakMemory(device) as memory:
+                _embed_files(files, loaded, workers, Path(tmp) / f"out{workers}", window, batch, device)
+            peaks[label] = memory.peak_mib
+    return peaks
+
+
+def run_files(device: torch.device, deadline: float, log=print) -> dict:
+    loaded, (num_files, seconds, window, batch) = _files_setup(device)
     results = {"encoder": "wav2vec2-base", "files": num_files, "track_seconds": seconds, "window_seconds": window,
                "batch_size": batch, "source": f"{SOURCE_RATE} Hz stereo WAV, resampled to 16 kHz", "rows": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,34 +134,21 @@ def run_files(device: torch.device, deadline: float, log=print) -> dict:
         for i, path in enumerate(files):
             write_track(path, seconds, seed=i)
         audio = num_files * seconds
-        # warm-up of both paths on one file
-        naive_files(files[:1], loaded, window, device)
-        extract_embeddings(files[:1], loaded, Path(tmp) / "warm", window_seconds=window, batch_size=batch,
-                           device=device, num_workers=0, progress=False, dtype="float32")
-        runs = [("naive loop (plain transformers, one window at a time, fp32)", None),
-                ("extract_embeddings, num_workers=0", 0),
-                ("extract_embeddings, num_workers=1", 1)]
+        _warm_up_files(files, loaded, Path(tmp), window, batch, device)
         naive_rate, reference = None, None
-        for label, workers in runs:
+        for label, workers in RUNS:
             if naive_rate and time.perf_counter() + audio / naive_rate * 1.2 > deadline:
                 results["rows"].append({"run": label, "skipped": "time budget"})
                 continue
             sync(device)
             start = time.perf_counter()
-            with PeakMemory(device) as memory:
-                if workers is None:
-                    embeddings = naive_files(files, loaded, window, device)
-                else:
-                    ds = extract_embeddings(
-                        files, loaded, Path(tmp) / f"out{workers}", window_seconds=window, batch_size=batch,
-                        device=device, num_workers=workers, progress=False, dtype="auto",
-                    ).with_format("numpy")
-                    embeddings = list(ds["embeddings"])
+            with PeakMemory(device) if device.type == "cuda" else nullcontext() as memory:
+                embeddings = _embed_files(files, loaded, workers, Path(tmp) / f"out{workers}", window, batch, device)
             sync(device)
             elapsed = time.perf_counter() - start
             rate = audio / elapsed
             row = {"run": label, "seconds": elapsed, "audio_seconds_per_second": rate,
-                   "peak_memory_mib": memory.peak_mib}
+                   "peak_memory_mib": memory.peak_mib if memory else None}
             if workers is None:
                 naive_rate, reference = rate, embeddings
             else:
@@ -128,6 +158,11 @@ def run_files(device: torch.device, deadline: float, log=print) -> dict:
                 ) if reference is not None else None
             results["rows"].append(row)
             log(f"  {label}: {rate:.2f} audio s/s")
+        if device.type == "cpu":
+            peaks = in_fresh_process("bench.pipeline:cpu_files_peak_memory", str(folder))
+            for row in results["rows"]:
+                if "skipped" not in row:
+                    row["peak_memory_mib"] = peaks.get(row["run"])
     loaded.model.to("cpu")
     return results
 

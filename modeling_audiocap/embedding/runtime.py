@@ -376,7 +376,13 @@ class LayerEmbedder:
         extra = {k: v.to(self.device, non_blocking=non_blocking) for k, v in features.items()}
         with autocast_context(self.device, self.dtype):
             hidden, frame_mask, _ = self.family.encode_layers(self.loaded.model, inputs, mask, **extra)
-        hidden = hidden[:, self.layers].float()
+        first, last = self.layers[0], self.layers[-1]
+        if self.layers == list(range(first, last + 1)):  # consecutive layers: a view, not a copy of every frame
+            hidden = hidden[:, first : last + 1].float()
+        else:
+            hidden = hidden[:, self.layers].float()
+        if frame_mask is not None and bool(frame_mask.all()):  # equal-length windows: no masking pass
+            frame_mask = None
         pooled = pool_frames(hidden, frame_mask, self.pooling)
         if isinstance(pooled, list):
             return [p.cpu() for p in pooled]
