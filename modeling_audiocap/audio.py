@@ -19,6 +19,7 @@ torchcodec and soundfile are imported when first needed: `import modeling_audioc
 import functools
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -349,19 +350,34 @@ def cut_windows(
     return torch.stack([wave[s : s + window_samples] for s in starts])
 
 
+def iter_audio_files(folder: str | os.PathLike) -> Iterator[Path]:
+    """Audio files under `folder` (recursively, by `AUDIO_EXTENSIONS`, hidden files and folders skipped) in the order
+    of their path relative to `folder`, walked lazily: only the folders on the way down are listed at any time.
+
+    A folder's entries are taken in the order of their names, a sub-folder's as `name/` (every path under it starts
+    so), which is exactly the sorted order of the relative paths. Symlinked folders are not entered and unreadable
+    ones are skipped, as `os.walk` does."""
+
+    def walk(directory: Path) -> Iterator[Path]:
+        try:
+            with os.scandir(directory) as scan:
+                entries = [(e.name + "/" if e.is_dir() else e.name, e.is_symlink()) for e in scan
+                           if not e.name.startswith(".")]
+        except OSError:
+            return
+        for key, link in sorted(entries):
+            if key.endswith("/"):
+                if not link:
+                    yield from walk(directory / key[:-1])
+            elif os.path.splitext(key)[1].lower() in AUDIO_EXTENSIONS:
+                yield directory / key
+
+    yield from walk(Path(folder))
+
+
 def audio_files(folder: str | os.PathLike) -> list[Path]:
-    """Audio files under `folder` (recursively, by `AUDIO_EXTENSIONS`, hidden files and folders skipped), sorted by
-    their path relative to `folder`."""
-    root = Path(folder)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(
-            Path(dirpath) / name
-            for name in filenames
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
-        )
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    """`iter_audio_files` as a list."""
+    return list(iter_audio_files(folder))
 
 
 __all__ = [
@@ -370,6 +386,7 @@ __all__ = [
     "audio_files",
     "cut_windows",
     "is_audio_decoder",
+    "iter_audio_files",
     "load_audio",
     "peak_normalize",
     "resample",

@@ -306,3 +306,21 @@ def test_a_catalogue_clip_list_is_held_as_columns(tmp_path, monkeypatch):
                                for i in range(20000))
     assert many[12345] == Clip(12345, "artist/album/track012345.mp3", "/data/artist/album/track012345.mp3", row=12345)
     assert many.table.nbytes / len(many) < 120  # a Clip object with these strings takes over 400 bytes
+
+
+def test_a_folder_is_walked_lazily_in_the_order_of_its_relative_paths(tmp_path):
+    """The catalogue's folder walk yields the audio files sorted by relative path, also where a folder's name sorts
+    against a file's by the `/` after it (`a.wav` < `a/x.wav` < `a0.mp3`), skips hidden, non-audio and symlinked
+    folders, and walks as it is read: files added to a folder it has not reached yet are found."""
+    from modeling_audiocap.audio import iter_audio_files
+
+    names = ["a-b.wav", "a/x.wav", "a/b/c.FLAC", "a.wav", "a0.mp3", "A.ogg", "b c/d.wav", "b c/e/f.wav", "z/y.wav"]
+    for name in names + [".hidden/x.wav", ".x.wav", "a/notes.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "link").symlink_to(tmp_path / "a", target_is_directory=True)
+    found = iter_audio_files(tmp_path)
+    first = next(found)
+    (tmp_path / "z" / "late.wav").write_bytes(b"")  # "z/" is read after "a-b.wav"
+    walked = [first.relative_to(tmp_path).as_posix()] + [f.relative_to(tmp_path).as_posix() for f in found]
+    assert walked == sorted(names + ["z/late.wav"])

@@ -26,7 +26,7 @@ from pathlib import Path
 import datasets
 import pyarrow.csv
 
-from ..audio import AUDIO_EXTENSIONS, audio_files
+from ..audio import AUDIO_EXTENSIONS, audio_files, iter_audio_files
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def folder_kind(path: str | os.PathLike) -> str:
         return "snapshot"
     if any((root / name).is_file() for name in METADATA_FILES):
         return "metadata"
-    if audio_files(audio_root(root)):
+    if next(iter_audio_files(audio_root(root)), None) is not None:  # one file is enough: no listing of the tree
         return "tree"
     return "snapshot" if _data_files(root) else "empty"
 

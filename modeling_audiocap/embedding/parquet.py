@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,20 +76,18 @@ class ParquetRows:
             self._cached = (group, self._group(group, [self.audio_column]).column(0))
         return {"audio": self._cached[1][row - self.starts[group]].as_py()}
 
-    def ids_and_paths(self, id_column: str) -> tuple[list[str], list[str]]:
-        """Each row's id (`id_column`, else its row number) and its audio's path (empty when it has none), read
-        without the audio bytes."""
+    def ids_and_paths(self, id_column: str) -> Iterator[tuple[str, str]]:
+        """Each row's id (`id_column`, else its row number) and its audio's path (empty when it has none), in row
+        order, read a row group at a time without the audio bytes."""
         has_id = id_column in self.column_names
-        ids, paths = [], []
+        row = 0
         for group in range(len(self.groups)):
             table = self._group(group, [f"{self.audio_column}.path", *([id_column] if has_id else [])])
             audio = table.column(0).to_pylist()
-            paths.extend((value or {}).get("path") or "" for value in audio)
-            if has_id:
-                ids.extend(str(value) for value in table.column(1).to_pylist())
-        if not has_id:
-            ids = [str(row) for row in range(self.num_rows)]
-        return ids, paths
+            ids = table.column(1).to_pylist() if has_id else range(row, row + len(audio))
+            for value, clip_id in zip(audio, ids):
+                yield str(clip_id), (value or {}).get("path") or ""
+            row += len(audio)
 
 
 def split_parquet_files(name: str, split: str | None = None, config_name: str | None = None,

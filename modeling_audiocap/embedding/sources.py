@@ -1,7 +1,7 @@
 """What to embed or predict: a folder of audio files, a list of files (given, or in a `.txt` / `.csv` / `.tsv` /
 `.parquet` file list), or a `datasets` dataset -> an ordered sequence of `Clip`s.
 
-The order is deterministic (sorted paths for a folder, the given order for a list, row order for a dataset), so a
+The order is deterministic (sorted paths for a folder, walked lazily, the given order for a list, row order for a dataset), so a
 re-run lists the same clips in the same shards and can resume. A catalogue's clips are held as Arrow columns
 (`ClipTable`), each `Clip` made when it is read.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..audio import AUDIO_EXTENSIONS, audio_files
+from ..audio import AUDIO_EXTENSIONS, audio_files, iter_audio_files
 from .parquet import ParquetRows, split_parquet_files
 
 if TYPE_CHECKING:  # imported when needed: `import modeling_audiocap` stays fast
@@ -212,8 +212,8 @@ def list_clips(
         if not isinstance(inputs, (str, os.PathLike)):
             raise TypeError("streaming reads a parquet dataset: a .parquet file, a folder or a Hub dataset id")
         rows = ParquetRows(split_parquet_files(os.fspath(inputs), split), audio_column)
-        ids, paths = rows.ids_and_paths(id_column)
-        return ClipTable.from_rows((ids[i], paths[i], None, i) for i in range(len(rows))), rows
+        listed = enumerate(rows.ids_and_paths(id_column))
+        return ClipTable.from_rows((clip_id, path, None, row) for row, (clip_id, path) in listed), rows
     if isinstance(inputs, (datasets.Dataset, datasets.DatasetDict)):
         clips, dataset = dataset_clips(load_input_dataset(inputs, split), audio_column, id_column)
         return clips, _audio_named_audio(dataset, audio_column)
@@ -227,7 +227,7 @@ def list_clips(
             return [Clip(0, name, str(Path(name).resolve()), source=name)], None
         if os.path.isdir(name) and folder_kind(name) == "tree":  # the files themselves, by their relative path
             root = Path(name)
-            files = audio_files(audio_root(root))
+            files = iter_audio_files(audio_root(root))  # walked as the table is built: no list of every path
             return ClipTable.from_rows((f.relative_to(root).as_posix(), str(f.resolve()), str(f), None) for f in files), None
         # A save_to_disk / Hub snapshot / metadata folder or a Hub id; its audio column is renamed to `audio`.
         return dataset_clips(load_input_dataset(name, split, audio_column), "audio", id_column)
