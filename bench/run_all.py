@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     reserve = 60.0 if args.skip_long_tracks else 150.0
     results["extraction"] = run_extraction(device, peaks, deadline - reserve, rounds)
     print("[pipeline] files end to end")
-    results["pipeline"] = run_files(device, deadline - (0 if args.skip_long_tracks else 60.0))
+    results["pipeline"] = run_files(device, deadline - (0 if args.skip_long_tracks else 60.0), rounds)
     if not args.skip_long_tracks:
         print("[memory] 3-minute and 30-minute tracks")
         results["long_tracks"] = run_long_tracks()
