@@ -59,6 +59,12 @@ FRACTION_TARGET = 0.65  # fraction of the dtype's matmul peak an encoder should 
 TARGET_BATCH = 16  # ... at this batch
 
 
+def target_row(rows: list[dict]) -> dict:
+    """Of one encoder's rows in one dtype, the one a target is read from: the target batch, or the largest batch run
+    where it was not (MERT-v1-330M, Whisper and bf16 on a CPU)."""
+    return next((row for row in rows if row["batch"] == TARGET_BATCH), max(rows, key=lambda row: row["batch"]))
+
+
 @dataclass
 class EncoderSpec:
     """An encoder to benchmark and how: window length and batch sizes per device kind and dtype."""

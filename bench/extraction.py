@@ -32,7 +32,7 @@ from modeling_audiocap.encoder_families import encoder_family
 from modeling_audiocap.processing_audiocap import AudioCapFeatureExtractor
 
 from .common import PeakMemory, held_matmul_rate, in_fresh_process, timed
-from .configs import ENCODERS, FRACTION_TARGET, TARGET_BATCH, EncoderSpec
+from .configs import ENCODERS, FRACTION_TARGET, EncoderSpec, target_row
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -236,17 +236,6 @@ def bench_encoder(
                 rate[key] = max(rate.get(key, 0.0), throughput)
             log(f"    round {round_index + 1}: {path:6s} batch {batch:3d} {dtype:8s} {throughput:8.2f} audio s/s, "
                 f"matmul held at {results[plan]['held'][round_index] / 1e9:.0f} GFLOP/s")
-    target = [plan for plan in plans if plan[0] == "engine" and plan[2] == "float32" and results[plan]["times"]]
-    profiled = None
-    if target and kind == "cpu":  # where the target's row (batch 16, or the largest fp32 batch run) spends its time, if it misses
-        plan = next((p for p in target if p[1] == TARGET_BATCH), max(target, key=lambda p: p[1]))
-        median = float(np.median(list(results[plan]["times"].values())))
-        fraction = (flops[plan[3]]["flops_per_audio_second"] * plan[1] * plan[3] / median
-                    / float(np.median(list(results[plan]["held"].values()))))
-        if fraction < FRACTION_TARGET and time.perf_counter() + median * 1.5 < deadline:
-            profiled = {"batch": plan[1], **time_shares(runs, plan)}
-            log(f"    batch {plan[1]}: matrix products {profiled['matrix_product_share']:.0%} of the time at "
-                f"{profiled['matrix_product_flops_per_second'] / 1e9:.0f} GFLOP/s")
     loaded.model.to("cpu")
     if kind == "cpu":  # bf16 is emulated on most CPUs: its rows are too slow to run again for their memory
         keys = [_plan_key(plan) for plan in plans if results[plan]["times"] and plan[2] == "float32"]
@@ -292,6 +281,15 @@ def bench_encoder(
                 "speedup_range": [min(ratios), max(ratios)] if ratios else None,
             }
         )
+    profiled = None
+    engine = [row for row in rows if row["path"] == "engine" and row["dtype"] == "float32" and "skipped" not in row]
+    if kind == "cpu" and engine:  # where a missed target's row spends its time
+        row = target_row(engine)
+        plan = next(p for p in plans if p[:3] == ("engine", row["batch"], "float32"))
+        if row["fraction_of_peak"] < FRACTION_TARGET and time.perf_counter() + row["seconds_per_call"] * 1.5 < deadline:
+            profiled = {"batch": row["batch"], **time_shares(runs, plan)}
+            log(f"    batch {row['batch']}: matrix products {profiled['matrix_product_share']:.0%} of the time at "
+                f"{profiled['matrix_product_flops_per_second'] / 1e9:.0f} GFLOP/s")
     return {
         "encoder": spec.name,
         "parameters": params,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .configs import FRACTION_TARGET, TARGET_BATCH
+from .configs import FRACTION_TARGET, TARGET_BATCH, target_row
 
 CPU_BF16_TARGET = 0.75  # on the CPU: fraction of the bf16 matmul peak
 
@@ -385,8 +385,7 @@ def _shortfalls(results: dict) -> list[str]:
             candidates = [row for row in engine if row["dtype"] == dtype]
             if not candidates:
                 continue
-            # the target batch, or the largest batch run where it was not (MERT-v1-330M, Whisper and bf16 on a CPU)
-            row = next((r for r in candidates if r["batch"] == TARGET_BATCH), max(candidates, key=lambda r: r["batch"]))
+            row = target_row(candidates)
             target = CPU_BF16_TARGET if cpu and dtype == "bfloat16" else FRACTION_TARGET
             status = "met" if row["fraction_of_peak"] >= target else "missed"
             note = ""
